@@ -1,0 +1,372 @@
+/* Convolution family: conv2d (groups, dilation, padding), its backward
+ * passes, im2col/col2im, and the transposed convolution built on them. */
+#include <string.h>
+
+#include "conv.h"
+
+#define T float
+#define FN(name) name##_f32
+#include "conv_impl.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "conv_impl.h"
+#undef T
+#undef FN
+
+pycnn_status conv_check_geometry(pycnn_conv2d_desc *d, int allow_negative_end)
+{
+    if (d->dtype != PYCNN_FLOAT32 && d->dtype != PYCNN_FLOAT64)
+        return PYCNN_ERR_BAD_DTYPE;
+    if (d->n < 0 || d->h < 1 || d->w < 1 || d->c_in < 1 || d->kh < 1 || d->kw < 1 || d->c_out < 1)
+        return PYCNN_ERR_BAD_SHAPE;
+    if (d->stride_h < 1 || d->stride_w < 1)
+        return PYCNN_ERR_BAD_STRIDE;
+    if (d->dilation_h < 1 || d->dilation_w < 1)
+        return PYCNN_ERR_BAD_DILATION;
+    if (d->pad_top < 0 || d->pad_left < 0 ||
+        (!allow_negative_end && (d->pad_bottom < 0 || d->pad_right < 0)))
+        return PYCNN_ERR_BAD_PADDING;
+    if (d->groups < 1 || d->c_in % d->groups != 0 || d->c_out % d->groups != 0)
+        return PYCNN_ERR_BAD_GROUPS;
+    int64_t eff_h, eff_w, padded_h, padded_w;
+    /* effective kernel = dilation * (k - 1) + 1; padded size = h + pads */
+    if (!mul_ok(d->dilation_h, d->kh - 1, &eff_h) || !add_ok(eff_h, 1, &eff_h) ||
+        !mul_ok(d->dilation_w, d->kw - 1, &eff_w) || !add_ok(eff_w, 1, &eff_w) ||
+        __builtin_add_overflow(d->h, d->pad_top, &padded_h) ||
+        __builtin_add_overflow(padded_h, d->pad_bottom, &padded_h) ||
+        __builtin_add_overflow(d->w, d->pad_left, &padded_w) ||
+        __builtin_add_overflow(padded_w, d->pad_right, &padded_w))
+        return PYCNN_ERR_OVERFLOW;
+    if (eff_h > padded_h || eff_w > padded_w)
+        return PYCNN_ERR_KERNEL_TOO_LARGE;
+    d->oh = (padded_h - eff_h) / d->stride_h + 1;
+    d->ow = (padded_w - eff_w) / d->stride_w + 1;
+    /* Every array the passes touch must have an int64 element count. */
+    int64_t count;
+    const int64_t x_dims[] = {d->n, d->h, d->w, d->c_in};
+    const int64_t y_dims[] = {d->n, d->oh, d->ow, d->c_out};
+    const int64_t w_dims[] = {d->kh, d->kw, d->c_in, d->c_out, (int64_t)dtype_size(d->dtype)};
+    const int64_t col_dims[] = {d->oh, d->ow, d->kh, d->kw, d->c_in, (int64_t)dtype_size(d->dtype)};
+    if (!product_ok(x_dims, 4, &count) || !mul_ok(count, (int64_t)dtype_size(d->dtype), &count) ||
+        !product_ok(y_dims, 4, &count) || !mul_ok(count, (int64_t)dtype_size(d->dtype), &count) ||
+        !product_ok(w_dims, 5, &count) || !product_ok(col_dims, 6, &count))
+        return PYCNN_ERR_OVERFLOW;
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_conv2d_check(pycnn_conv2d_desc *d)
+{
+    if (d == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    return conv_check_geometry(d, 0);
+}
+
+pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
+{
+    const int64_t size = (int64_t)dtype_size(d->dtype);
+    p->cig = d->c_in / d->groups;
+    p->cog = d->c_out / d->groups;
+    p->k = d->kh * d->kw * p->cig;            /* no overflow: checked with col_dims */
+    p->rows_per_image = d->oh * d->ow;
+    p->direct = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+                d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
+                d->pad_right == 0 && d->groups == 1;
+    const int64_t image_col_bytes = p->rows_per_image * p->k * size;
+    int64_t per_chunk = p->direct ? CONV_DIRECT_ROWS / max64(p->rows_per_image, 1)
+                                  : CONV_COL_BUDGET / max64(image_col_bytes, 1);
+    per_chunk = max64(per_chunk, 1);
+    /* Keep several chunks when the batch allows, so threads have work;
+     * this depends only on the shape, never on the thread count. */
+    per_chunk = min64(per_chunk, max64(ceil_div64(d->n, CONV_SLOTS), 1));
+    p->images_per_chunk = per_chunk;
+    p->chunks = ceil_div64(d->n, per_chunk);
+    p->slots = min64(CONV_SLOTS, max64(p->chunks, 1));
+    int64_t rows, partial;
+    if (!mul_ok(per_chunk, p->rows_per_image, &rows))
+        return PYCNN_ERR_OVERFLOW;
+    p->col_bytes = 0;
+    if (!p->direct && (!mul_ok(per_chunk, image_col_bytes, &p->col_bytes)))
+        return PYCNN_ERR_OVERFLOW;
+    p->col_bytes = align_up64(p->col_bytes);
+    /* The GEMMs of all passes: (rows x cog x k), (rows x k x cog), (k x cog x rows). */
+    p->pack_bytes = align_up64(max64(gemm_pack_bytes(d->dtype, rows, max64(p->cog, p->k), max64(p->k, p->cog)),
+                                     gemm_pack_bytes(d->dtype, p->k, p->cog, rows)));
+    if (!mul_ok(p->k * d->c_out + d->c_out, size, &partial))
+        return PYCNN_ERR_OVERFLOW;
+    p->partial_bytes = align_up64(partial);
+    if (!add_ok(p->col_bytes, p->pack_bytes, &p->slot_bytes) ||
+        !add_ok(p->slot_bytes, p->partial_bytes, &p->slot_bytes))
+        return PYCNN_ERR_OVERFLOW;
+    int64_t total;
+    if (!mul_ok(p->slot_bytes, p->slots, &total))
+        return PYCNN_ERR_OVERFLOW;
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_conv2d_workspace_size(const pycnn_conv2d_desc *d, size_t *bytes)
+{
+    conv_plan p;
+    if (d == NULL || bytes == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    pycnn_conv2d_desc checked = *d;
+    pycnn_status st = pycnn_conv2d_check(&checked);
+    if (st == PYCNN_OK)
+        st = conv_make_plan(&checked, &p);
+    if (st == PYCNN_OK)
+        *bytes = (size_t)(p.slot_bytes * p.slots);
+    return st;
+}
+
+/* Re-validates the caller's descriptor and workspace before a pass runs. */
+static pycnn_status prepare(const pycnn_conv2d_desc *d, int allow_negative_end,
+                            size_t workspace_size, const void *workspace, conv_plan *p)
+{
+    if (d == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    pycnn_conv2d_desc checked = *d;
+    pycnn_status st = conv_check_geometry(&checked, allow_negative_end);
+    if (st != PYCNN_OK)
+        return st;
+    if (checked.oh != d->oh || checked.ow != d->ow)
+        return PYCNN_ERR_BAD_OUTPUT_SIZE;
+    st = conv_make_plan(d, p);
+    if (st != PYCNN_OK)
+        return st;
+    if ((int64_t)workspace_size < p->slot_bytes * p->slots)
+        return PYCNN_ERR_WORKSPACE_TOO_SMALL;
+    if (workspace == NULL && p->slot_bytes * p->slots > 0)
+        return PYCNN_ERR_NULL_POINTER;
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_conv2d_forward(const pycnn_conv2d_desc *d, const void *x, const void *w,
+                                  const void *bias, void *y, void *workspace, size_t workspace_size)
+{
+    conv_plan p;
+    pycnn_status st = prepare(d, 0, workspace_size, workspace, &p);
+    if (st != PYCNN_OK)
+        return st;
+    if (d->n == 0)
+        return PYCNN_OK;
+    if (x == NULL || w == NULL || y == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    if (d->dtype == PYCNN_FLOAT32)
+        return conv_forward_f32(d, &p, x, w, bias, y, workspace);
+    return conv_forward_f64(d, &p, x, w, bias, y, workspace);
+}
+
+static pycnn_status backward_data(const pycnn_conv2d_desc *d, int allow_negative_end,
+                                  const void *dy, const void *w, void *dx,
+                                  void *workspace, size_t workspace_size)
+{
+    conv_plan p;
+    pycnn_status st = prepare(d, allow_negative_end, workspace_size, workspace, &p);
+    if (st != PYCNN_OK)
+        return st;
+    if (d->n == 0)
+        return PYCNN_OK;
+    if (dy == NULL || w == NULL || dx == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    if (d->dtype == PYCNN_FLOAT32)
+        return conv_backward_data_f32(d, &p, dy, w, dx, workspace);
+    return conv_backward_data_f64(d, &p, dy, w, dx, workspace);
+}
+
+static pycnn_status backward_filter(const pycnn_conv2d_desc *d, int allow_negative_end,
+                                    const void *x, const void *dy, void *dw, void *dbias,
+                                    void *workspace, size_t workspace_size)
+{
+    conv_plan p;
+    pycnn_status st = prepare(d, allow_negative_end, workspace_size, workspace, &p);
+    if (st != PYCNN_OK)
+        return st;
+    if (dw == NULL || (d->n > 0 && (x == NULL || dy == NULL)))
+        return PYCNN_ERR_NULL_POINTER;
+    if (d->dtype == PYCNN_FLOAT32)
+        return conv_backward_filter_f32(d, &p, x, dy, dw, dbias, workspace);
+    return conv_backward_filter_f64(d, &p, x, dy, dw, dbias, workspace);
+}
+
+pycnn_status pycnn_conv2d_backward_data(const pycnn_conv2d_desc *d, const void *dy, const void *w,
+                                        void *dx, void *workspace, size_t workspace_size)
+{
+    return backward_data(d, 0, dy, w, dx, workspace, workspace_size);
+}
+
+pycnn_status pycnn_conv2d_backward_filter(const pycnn_conv2d_desc *d, const void *x, const void *dy,
+                                          void *dw, void *dbias, void *workspace, size_t workspace_size)
+{
+    return backward_filter(d, 0, x, dy, dw, dbias, workspace, workspace_size);
+}
+
+/* ---- im2col / col2im as ops of their own ---- */
+
+static pycnn_status check_im2col(const pycnn_conv2d_desc *d, pycnn_conv2d_desc *plain)
+{
+    if (d == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    *plain = *d;
+    plain->groups = 1;
+    plain->c_out = 1;
+    pycnn_status st = conv_check_geometry(plain, 0);
+    if (st == PYCNN_OK && (plain->oh != d->oh || plain->ow != d->ow))
+        st = PYCNN_ERR_BAD_OUTPUT_SIZE;
+    return st;
+}
+
+pycnn_status pycnn_im2col_forward(const pycnn_conv2d_desc *d, const void *x, void *cols)
+{
+    pycnn_conv2d_desc plain;
+    pycnn_status st = check_im2col(d, &plain);
+    if (st != PYCNN_OK || plain.n == 0)
+        return st;
+    if (x == NULL || cols == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    if (plain.dtype == PYCNN_FLOAT32)
+        im2col_f32(&plain, plain.c_in, 0, x, 0, plain.n, cols);
+    else
+        im2col_f64(&plain, plain.c_in, 0, x, 0, plain.n, cols);
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_col2im_forward(const pycnn_conv2d_desc *d, const void *cols, void *x)
+{
+    pycnn_conv2d_desc plain;
+    pycnn_status st = check_im2col(d, &plain);
+    if (st != PYCNN_OK || plain.n == 0)
+        return st;
+    if (x == NULL || cols == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    memset(x, 0, (size_t)(plain.n * plain.h * plain.w * plain.c_in) * dtype_size(plain.dtype));
+    if (plain.dtype == PYCNN_FLOAT32)
+        col2im_f32(&plain, plain.c_in, 0, cols, 0, plain.n, x);
+    else
+        col2im_f64(&plain, plain.c_in, 0, cols, 0, plain.n, x);
+    return PYCNN_OK;
+}
+
+/* ---- Transposed convolution ----
+ * y = conv2d_transpose(x, w) is the input gradient of the convolution that
+ * maps y back to x: a conv over (oh, ow) inputs with c_out input channels,
+ * c_in output channels, padding crop_top/crop_left before and whatever
+ * remains after (negative when output_padding adds rows no tap reaches). */
+
+static pycnn_status transpose_as_conv(const pycnn_conv2d_transpose_desc *t, pycnn_conv2d_desc *d)
+{
+    if (t == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    if (t->oh < 1 || t->ow < 1 || t->h < 1 || t->w < 1 || t->n < 0 || t->c_in < 1 ||
+        t->c_out < 1 || t->kh < 1 || t->kw < 1)
+        return PYCNN_ERR_BAD_SHAPE;
+    if (t->stride_h < 1 || t->stride_w < 1)
+        return PYCNN_ERR_BAD_STRIDE;
+    if (t->dilation_h < 1 || t->dilation_w < 1)
+        return PYCNN_ERR_BAD_DILATION;
+    if (t->crop_top < 0 || t->crop_left < 0)
+        return PYCNN_ERR_BAD_PADDING;
+    int64_t eff_h, eff_w, full_h, full_w;
+    if (!mul_ok(t->dilation_h, t->kh - 1, &eff_h) || !add_ok(eff_h, 1, &eff_h) ||
+        !mul_ok(t->dilation_w, t->kw - 1, &eff_w) || !add_ok(eff_w, 1, &eff_w) ||
+        !mul_ok(t->h - 1, t->stride_h, &full_h) || !add_ok(full_h, eff_h, &full_h) ||
+        !mul_ok(t->w - 1, t->stride_w, &full_w) || !add_ok(full_w, eff_w, &full_w))
+        return PYCNN_ERR_OVERFLOW;
+    /* The kept window [crop, crop + o) may extend past the full output by
+     * less than max(stride, dilation) (the output_padding rule). */
+    const int64_t end_h = full_h - t->crop_top - t->oh, end_w = full_w - t->crop_left - t->ow;
+    if (t->crop_top >= eff_h || t->crop_left >= eff_w ||
+        end_h <= -max64(t->stride_h, t->dilation_h) || end_w <= -max64(t->stride_w, t->dilation_w))
+        return PYCNN_ERR_BAD_OUTPUT_SIZE;
+    *d = (pycnn_conv2d_desc){
+        .dtype = t->dtype, .n = t->n, .h = t->oh, .w = t->ow, .c_in = t->c_out,
+        .kh = t->kh, .kw = t->kw, .c_out = t->c_in, .groups = 1,
+        .stride_h = t->stride_h, .stride_w = t->stride_w,
+        .dilation_h = t->dilation_h, .dilation_w = t->dilation_w,
+        .pad_top = t->crop_top, .pad_bottom = end_h, .pad_left = t->crop_left, .pad_right = end_w,
+    };
+    pycnn_status st = conv_check_geometry(d, 1);
+    if (st == PYCNN_OK && (d->oh != t->h || d->ow != t->w))
+        st = PYCNN_ERR_BAD_OUTPUT_SIZE;
+    return st;
+}
+
+pycnn_status pycnn_conv2d_transpose_check(pycnn_conv2d_transpose_desc *t)
+{
+    pycnn_conv2d_desc d;
+    return transpose_as_conv(t, &d);
+}
+
+pycnn_status pycnn_conv2d_transpose_workspace_size(const pycnn_conv2d_transpose_desc *t, size_t *bytes)
+{
+    pycnn_conv2d_desc d;
+    conv_plan p;
+    if (bytes == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    pycnn_status st = transpose_as_conv(t, &d);
+    if (st == PYCNN_OK)
+        st = conv_make_plan(&d, &p);
+    if (st == PYCNN_OK)
+        *bytes = (size_t)(p.slot_bytes * p.slots);
+    return st;
+}
+
+pycnn_status pycnn_conv2d_transpose_forward(const pycnn_conv2d_transpose_desc *t,
+                                            const void *x, const void *w, const void *bias,
+                                            void *y, void *workspace, size_t workspace_size)
+{
+    pycnn_conv2d_desc d;
+    pycnn_status st = transpose_as_conv(t, &d);
+    if (st == PYCNN_OK)
+        st = backward_data(&d, 1, x, w, y, workspace, workspace_size);
+    if (st != PYCNN_OK || bias == NULL || t->n == 0)
+        return st;
+    const int64_t pixels = t->n * t->oh * t->ow;
+    if (t->dtype == PYCNN_FLOAT32)
+        add_bias_f32(y, bias, pixels, t->c_out);
+    else
+        add_bias_f64(y, bias, pixels, t->c_out);
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_conv2d_transpose_backward_data(const pycnn_conv2d_transpose_desc *t,
+                                                  const void *dy, const void *w, void *dx,
+                                                  void *workspace, size_t workspace_size)
+{
+    pycnn_conv2d_desc d;
+    conv_plan p;
+    pycnn_status st = transpose_as_conv(t, &d);
+    if (st == PYCNN_OK)
+        st = prepare(&d, 1, workspace_size, workspace, &p);
+    if (st != PYCNN_OK || d.n == 0)
+        return st;
+    if (dy == NULL || w == NULL || dx == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    if (d.dtype == PYCNN_FLOAT32)
+        return conv_forward_f32(&d, &p, dy, w, NULL, dx, workspace);
+    return conv_forward_f64(&d, &p, dy, w, NULL, dx, workspace);
+}
+
+pycnn_status pycnn_conv2d_transpose_backward_filter(const pycnn_conv2d_transpose_desc *t,
+                                                    const void *x, const void *dy,
+                                                    void *dw, void *dbias,
+                                                    void *workspace, size_t workspace_size)
+{
+    pycnn_conv2d_desc d;
+    pycnn_status st = transpose_as_conv(t, &d);
+    if (st != PYCNN_OK)
+        return st;
+    /* In conv terms dy is the input and x the output gradient; the bias
+     * belongs to the transposed output (dy), so it is summed separately. */
+    st = backward_filter(&d, 1, dy, x, dw, NULL, workspace, workspace_size);
+    if (st != PYCNN_OK || dbias == NULL)
+        return st;
+    const int64_t pixels = t->n * t->oh * t->ow;
+    memset(dbias, 0, (size_t)t->c_out * dtype_size(t->dtype));
+    if (t->dtype == PYCNN_FLOAT32)
+        add_row_sums_f32(dy, pixels, t->c_out, dbias);
+    else
+        add_row_sums_f64(dy, pixels, t->c_out, dbias);
+    return PYCNN_OK;
+}

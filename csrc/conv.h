@@ -1,0 +1,47 @@
+/* Convolution plan shared by conv.c and its dtype template (engine-internal). */
+#ifndef PYCNN_CONV_H
+#define PYCNN_CONV_H
+#include "internal.h"
+
+/* Fixed number of work slots: each owns a column buffer, GEMM packing space
+ * and (backward-filter) a partial weight gradient.  Fixed, so the chunk-to-
+ * slot assignment and the reduction order never depend on the thread count. */
+#define CONV_SLOTS 4
+/* Target bytes of one chunk's im2col buffer. */
+#define CONV_COL_BUDGET (1 << 20)
+/* Target rows of one chunk when no im2col buffer is needed (1x1 convolutions). */
+#define CONV_DIRECT_ROWS 4096
+
+typedef struct {
+    int64_t cig, cog;            /* channels per group, in and out       */
+    int64_t k;                   /* im2col row length kh * kw * cig      */
+    int64_t rows_per_image;      /* oh * ow                              */
+    int64_t images_per_chunk, chunks;
+    int direct;                  /* 1x1, stride 1, no padding, 1 group: x is its own im2col */
+    int64_t col_bytes, pack_bytes, partial_bytes, slot_bytes;
+    int64_t slots;
+} conv_plan;
+
+/* Validates the geometry; negative trailing padding is allowed only for the
+ * transposed convolution's internal descriptor (allow_negative_end). */
+pycnn_status conv_check_geometry(pycnn_conv2d_desc *d, int allow_negative_end);
+pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
+
+#define DECLARE_CONV_PASSES(SFX, T)                                                        \
+    pycnn_status conv_forward_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,        \
+                                    const T *x, const T *w, const T *bias, T *y, char *ws); \
+    pycnn_status conv_backward_data_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,  \
+                                          const T *dy, const T *w, T *dx, char *ws);       \
+    pycnn_status conv_backward_filter_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, \
+                                            const T *x, const T *dy, T *dw, T *dbias,     \
+                                            char *ws);                                     \
+    void im2col_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
+                      const T *x, int64_t image0, int64_t image1, T *col);                 \
+    void col2im_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
+                      const T *col, int64_t image0, int64_t image1, T *x);                 \
+    void add_bias_##SFX(T *y, const T *bias, int64_t rows, int64_t channels);              \
+    void add_row_sums_##SFX(const T *dy, int64_t rows, int64_t channels, T *sum);
+DECLARE_CONV_PASSES(f32, float)
+DECLARE_CONV_PASSES(f64, double)
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * Blocked GEMM driver (BLIS layout: NC/KC/MC cache blocks around an MR x NR
+ * register micro-kernel).  The driver owns packing and edge tiles; the
+ * micro-kernel is chosen once at load time from the CPU's features, with
+ * PYCNN_ISA=ref|avx2|avx512 as an override for tests.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "gemm_tiles.h"
+
+static ukernel_f32_fn ukernel_f32 = pycnn_gemm_ukernel_ref_f32;
+static ukernel_f64_fn ukernel_f64 = pycnn_gemm_ukernel_ref_f64;
+static const char *isa_name = "ref";
+
+static int cpu_has(const char *isa)
+{
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (strcmp(isa, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    (void)isa;
+    return 0;
+}
+
+static void use_isa(const char *isa)
+{
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+    if (strcmp(isa, "avx512") == 0) {
+        ukernel_f32 = pycnn_gemm_ukernel_avx512_f32;
+        ukernel_f64 = pycnn_gemm_ukernel_avx512_f64;
+        isa_name = "avx512";
+        return;
+    }
+    if (strcmp(isa, "avx2") == 0) {
+        ukernel_f32 = pycnn_gemm_ukernel_avx2_f32;
+        ukernel_f64 = pycnn_gemm_ukernel_avx2_f64;
+        isa_name = "avx2";
+        return;
+    }
+#endif
+    (void)isa;
+    ukernel_f32 = pycnn_gemm_ukernel_ref_f32;
+    ukernel_f64 = pycnn_gemm_ukernel_ref_f64;
+    isa_name = "ref";
+}
+
+/* Runs once when the library loads, before any kernel can be called. */
+__attribute__((constructor)) static void select_isa(void)
+{
+    const char *wanted = getenv("PYCNN_ISA");
+    if (wanted != NULL && (strcmp(wanted, "ref") == 0 || cpu_has(wanted))) {
+        use_isa(wanted);
+        return;
+    }
+    if (cpu_has("avx512"))
+        use_isa("avx512");
+    else if (cpu_has("avx2"))
+        use_isa("avx2");
+    else
+        use_isa("ref");
+}
+
+const char *pycnn_isa(void) { return isa_name; }
+
+static int64_t round_up(int64_t x, int64_t step) { return (x + step - 1) / step * step; }
+
+int64_t gemm_pack_bytes(pycnn_dtype dtype, int64_t m, int64_t n, int64_t k)
+{
+    /* Packed A block, then packed B panel, each no larger than the problem. */
+    const int64_t kb = min64(GEMM_KC, max64(k, 1));
+    const int64_t mb = min64(GEMM_MC, round_up(max64(m, 1), GEMM_MR));
+    const int64_t nb = min64(GEMM_NC, round_up(max64(n, 1), GEMM_NR));
+    return (int64_t)dtype_size(dtype) * (mb * kb + kb * nb);
+}
+
+#define T float
+#define FN(name) name##_f32
+#define UKERNEL ukernel_f32
+#include "gemm_impl.h"
+#undef T
+#undef FN
+#undef UKERNEL
+
+#define T double
+#define FN(name) name##_f64
+#define UKERNEL ukernel_f64
+#include "gemm_impl.h"

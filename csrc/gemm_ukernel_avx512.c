@@ -1,0 +1,12 @@
+/* GEMM micro-kernels, avx512 build (flags set per file in setup.py). */
+#include <stdint.h>
+
+#define T float
+#define UKERNEL_NAME pycnn_gemm_ukernel_avx512_f32
+#include "gemm_ukernel.h"
+#undef T
+#undef UKERNEL_NAME
+
+#define T double
+#define UKERNEL_NAME pycnn_gemm_ukernel_avx512_f64
+#include "gemm_ukernel.h"

@@ -1,0 +1,57 @@
+/* Engine-internal helpers shared by the op families (not installed). */
+#ifndef PYCNN_INTERNAL_H
+#define PYCNN_INTERNAL_H
+
+#include "pycnn.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD_ID() omp_get_thread_num()
+#else
+#define THREAD_ID() 0
+#endif
+
+/* Overflow-checked int64 arithmetic: return 0 on overflow or a negative result. */
+static inline int mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out) && *out >= 0;
+}
+static inline int add_ok(int64_t a, int64_t b, int64_t *out)
+{
+    return !__builtin_add_overflow(a, b, out) && *out >= 0;
+}
+/* Product of count factors, all >= 0; 0 on overflow. */
+int product_ok(const int64_t *factors, int count, int64_t *out);
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static inline size_t dtype_size(pycnn_dtype t) { return t == PYCNN_FLOAT64 ? 8 : 4; }
+
+/* Threads actually used for a loop of `items` independent work items. */
+int worker_threads(int64_t items);
+
+/* 1 if the interrupt poll asks to stop (call only from the calling thread). */
+int interrupt_requested(void);
+
+/* Workspace alignment: every sub-buffer starts on a 64-byte boundary. */
+#define PYCNN_ALIGN 64
+static inline int64_t align_up64(int64_t bytes) { return (bytes + PYCNN_ALIGN - 1) & ~(int64_t)(PYCNN_ALIGN - 1); }
+
+/*
+ * GEMM: C[m, n] = A[m, k] * B[k, n] (+ C when accumulate), row-major with
+ * leading dimensions; trans_a / trans_b read A as [k, m] / B as [n, k].
+ * Single-threaded; callers parallelize over independent calls.  `pack`
+ * must hold gemm_pack_bytes() bytes (see gemm.c for the blocking).
+ */
+typedef struct {
+    int trans_a, trans_b, accumulate;
+    int64_t m, n, k, lda, ldb, ldc;
+} gemm_args;
+
+int64_t gemm_pack_bytes(pycnn_dtype dtype, int64_t m, int64_t n, int64_t k);
+void gemm_f32(const gemm_args *g, const float *a, const float *b, float *c, void *pack);
+void gemm_f64(const gemm_args *g, const double *a, const double *b, double *c, void *pack);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * pycnn engine — public header.
+ *
+ * Layout.  Activations are NHWC: x[n][h][w][c] (1-D data is the h = 1 case).
+ *          Convolution filters are HWIO: w[kh][kw][c_in / groups][c_out].
+ *          Transposed-convolution filters are Keras's (kh, kw, c_out, c_in).
+ * Types.   Every op runs on float32 or float64, chosen by the descriptor's
+ *          dtype; data pointers are void * to arrays of that type.
+ * Calls.   Per op: fill a descriptor, call pycnn_<op>_check() (validates and
+ *          fills the output size), ask pycnn_<op>_workspace_size() for the
+ *          scratch bytes, allocate them once, then run the passes.  Kernels
+ *          never allocate, print, abort or exit: they return a pycnn_status.
+ * Threads. pycnn_set_num_threads() bounds the worker threads (OpenMP when
+ *          built with it).  Work is split into chunks whose size depends only
+ *          on the descriptor, and reductions add chunk partials in a fixed
+ *          order, so results are bit-identical for any thread count.
+ * Stops.   Long kernels call the interrupt poll (if set) between chunks and
+ *          return PYCNN_ERR_INTERRUPTED when it asks them to stop.
+ */
+#ifndef PYCNN_H
+#define PYCNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    PYCNN_OK = 0,
+    PYCNN_ERR_NULL_POINTER,         /* a required pointer was NULL            */
+    PYCNN_ERR_BAD_DTYPE,            /* dtype is not float32/float64           */
+    PYCNN_ERR_BAD_SHAPE,            /* a size is < 1 (batch < 0)              */
+    PYCNN_ERR_BAD_STRIDE,           /* stride < 1                             */
+    PYCNN_ERR_BAD_DILATION,         /* dilation < 1                           */
+    PYCNN_ERR_BAD_PADDING,          /* padding < 0, or too large for the op   */
+    PYCNN_ERR_BAD_GROUPS,           /* groups < 1 or not dividing channels    */
+    PYCNN_ERR_KERNEL_TOO_LARGE,     /* effective kernel > padded input        */
+    PYCNN_ERR_BAD_OUTPUT_SIZE,      /* requested output size is inconsistent  */
+    PYCNN_ERR_OVERFLOW,             /* a size product overflows int64         */
+    PYCNN_ERR_WORKSPACE_TOO_SMALL,  /* caller's workspace is smaller than asked */
+    PYCNN_ERR_INTERRUPTED,          /* the interrupt poll asked to stop       */
+    PYCNN_STATUS_COUNT
+} pycnn_status;
+
+typedef enum { PYCNN_FLOAT32 = 0, PYCNN_FLOAT64 = 1 } pycnn_dtype;
+
+/* A short English description of a status, e.g. "stride must be >= 1". */
+const char *pycnn_status_str(pycnn_status status);
+
+/* Worker threads for the following calls (>= 1); returns the value in force. */
+int pycnn_set_num_threads(int n);
+int pycnn_get_num_threads(void);
+
+/* The GEMM micro-kernel in use: "ref", "avx2" or "avx512" (PYCNN_ISA overrides). */
+const char *pycnn_isa(void);
+
+/* Interrupt poll: called from the calling thread between chunks of long
+ * kernels; a non-zero return stops the kernel with PYCNN_ERR_INTERRUPTED.
+ * NULL disables polling.  Set once, before kernels run. */
+typedef int (*pycnn_interrupt_poll)(void);
+void pycnn_set_interrupt_poll(pycnn_interrupt_poll poll);
+
+/* ---- Convolution (also dense layers: n rows, 1x1 kernel, h = w = 1) ---- */
+typedef struct {
+    pycnn_dtype dtype;
+    int64_t n, h, w, c_in;           /* input  x [n, h, w, c_in]                */
+    int64_t kh, kw, c_out, groups;   /* filter w [kh, kw, c_in / groups, c_out] */
+    int64_t stride_h, stride_w, dilation_h, dilation_w;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;
+    int64_t oh, ow;                  /* output y [n, oh, ow, c_out]; filled by check */
+} pycnn_conv2d_desc;
+
+pycnn_status pycnn_conv2d_check(pycnn_conv2d_desc *d);
+pycnn_status pycnn_conv2d_workspace_size(const pycnn_conv2d_desc *d, size_t *bytes);
+/* y = x (*) w + bias; bias [c_out] may be NULL. */
+pycnn_status pycnn_conv2d_forward(const pycnn_conv2d_desc *d,
+                                  const void *x, const void *w, const void *bias,
+                                  void *y, void *workspace, size_t workspace_size);
+/* dx = gradient of the loss w.r.t. x given dy [n, oh, ow, c_out]. */
+pycnn_status pycnn_conv2d_backward_data(const pycnn_conv2d_desc *d,
+                                        const void *dy, const void *w,
+                                        void *dx, void *workspace, size_t workspace_size);
+/* dw [kh, kw, c_in/groups, c_out] and dbias [c_out] (may be NULL). */
+pycnn_status pycnn_conv2d_backward_filter(const pycnn_conv2d_desc *d,
+                                          const void *x, const void *dy,
+                                          void *dw, void *dbias,
+                                          void *workspace, size_t workspace_size);
+
+/* im2col: cols [n, oh, ow, kh * kw * c_in] with patch order (kh, kw, c_in);
+ * col2im is its adjoint (overlapping patches are summed into x).
+ * c_out and groups of the descriptor are ignored (treated as 1). */
+pycnn_status pycnn_im2col_forward(const pycnn_conv2d_desc *d, const void *x, void *cols);
+pycnn_status pycnn_col2im_forward(const pycnn_conv2d_desc *d, const void *cols, void *x);
+
+/* ---- Transposed convolution (the adjoint of conv2d w.r.t. its input) ---- */
+typedef struct {
+    pycnn_dtype dtype;
+    int64_t n, h, w, c_in;           /* input  x [n, h, w, c_in]                 */
+    int64_t kh, kw, c_out;           /* filter w [kh, kw, c_out, c_in] (Keras)   */
+    int64_t stride_h, stride_w, dilation_h, dilation_w;
+    int64_t crop_top, crop_left;     /* rows/cols cut from the start of the full output */
+    int64_t oh, ow;                  /* output y [n, oh, ow, c_out]; set by the caller  */
+} pycnn_conv2d_transpose_desc;
+
+pycnn_status pycnn_conv2d_transpose_check(pycnn_conv2d_transpose_desc *d);
+pycnn_status pycnn_conv2d_transpose_workspace_size(const pycnn_conv2d_transpose_desc *d,
+                                                   size_t *bytes);
+pycnn_status pycnn_conv2d_transpose_forward(const pycnn_conv2d_transpose_desc *d,
+                                            const void *x, const void *w, const void *bias,
+                                            void *y, void *workspace, size_t workspace_size);
+pycnn_status pycnn_conv2d_transpose_backward_data(const pycnn_conv2d_transpose_desc *d,
+                                                  const void *dy, const void *w,
+                                                  void *dx, void *workspace, size_t workspace_size);
+pycnn_status pycnn_conv2d_transpose_backward_filter(const pycnn_conv2d_transpose_desc *d,
+                                                    const void *x, const void *dy,
+                                                    void *dw, void *dbias,
+                                                    void *workspace, size_t workspace_size);
+
+/* ---- Pooling (global pooling is the window = whole input case) ---- */
+typedef enum { PYCNN_POOL_MAX = 0, PYCNN_POOL_AVG = 1 } pycnn_pool_mode;
+
+typedef struct {
+    pycnn_dtype dtype;
+    pycnn_pool_mode mode;
+    int64_t n, h, w, c;              /* input  x [n, h, w, c]  */
+    int64_t kh, kw;                  /* window                 */
+    int64_t stride_h, stride_w;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;  /* each < the window size */
+    int64_t oh, ow;                  /* output y [n, oh, ow, c]; filled by check */
+} pycnn_pool2d_desc;
+
+/* Max ignores padded cells and propagates NaN; average divides by the number
+ * of real (unpadded) cells.  Max backward routes each dy to the first maximal
+ * cell of its window in row-major order (the first NaN if there is one). */
+pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d);
+pycnn_status pycnn_pool2d_forward(const pycnn_pool2d_desc *d, const void *x, void *y);
+pycnn_status pycnn_pool2d_backward(const pycnn_pool2d_desc *d,
+                                   const void *x, const void *dy, void *dx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PYCNN_H */

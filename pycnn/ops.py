@@ -1,0 +1,860 @@
+"""Functional ops on NumPy arrays: the convolution family, pooling, dense,
+activations and losses, each with its backward pass.
+
+Layouts follow Keras: channels_last input (N, H, W, C) / (N, L, C) with HWIO
+kernels (kh, kw, c_in / groups, c_out).  ``data_format="channels_first"``
+takes PyTorch's layouts (NCHW input, OIHW kernels) and is converted here, at
+the boundary; results come back in the caller's layout.  The result dtype is
+the input dtype (float32 is the fast path, float64 is complete).
+
+This module is the only importer of the C extension.  It checks shapes and
+arguments and names them in errors; the engine re-checks as a safety net.
+"""
+import os
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from . import _engine
+from ._args import (as_float_array, check_data_format, explicit_padding, int_tuple,
+                    same_float_dtype, shape_str)
+
+__all__ = [
+    "conv1d", "conv1d_backward", "conv2d", "conv2d_backward",
+    "depthwise_conv2d", "depthwise_conv2d_backward",
+    "conv2d_transpose", "conv2d_transpose_backward",
+    "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
+    "avg_pool1d", "avg_pool1d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "global_avg_pool1d", "global_avg_pool1d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+    "global_max_pool1d", "global_max_pool1d_backward", "global_max_pool2d", "global_max_pool2d_backward",
+    "dense", "dense_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward", "softmax", "softmax_backward",
+    "softmax_cross_entropy", "mse", "im2col", "col2im",
+    "set_num_threads", "get_num_threads", "set_memory_limit", "get_memory_limit",
+]
+
+_INT64_MAX = 2**63 - 1
+
+# ---------------------------------------------------------------- settings
+
+
+def set_num_threads(n):
+    """Use up to `n` threads in the engine's kernels (results do not depend on it)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1; got {n!r}")
+    return _engine.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """The number of threads the engine's kernels may use."""
+    return _engine.get_num_threads()
+
+
+def _default_memory_limit():
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+_memory_limit = _default_memory_limit()
+
+
+def set_memory_limit(nbytes):
+    """Refuse (with MemoryError) any single op needing more than `nbytes`
+    of output plus scratch memory.  The default is 80% of physical memory."""
+    global _memory_limit
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+        raise ValueError(f"set_memory_limit: nbytes must be an int >= 1; got {nbytes!r}")
+    _memory_limit = int(nbytes)
+
+
+def get_memory_limit():
+    return _memory_limit
+
+
+def _gib(nbytes):
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**28 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def _reserve(op, what, nbytes):
+    """MemoryError before allocating when one op would exceed the limit."""
+    if nbytes > _memory_limit:
+        raise MemoryError(f"{op}: needs {_gib(nbytes)} ({what}) but the pycnn memory limit is "
+                          f"{_gib(_memory_limit)}; use a smaller batch_size or raise "
+                          f"pycnn.set_memory_limit()")
+
+
+def _checked_count(op, what, dims):
+    """Product of dims as a Python int, with ValueError when it overflows int64."""
+    count = 1
+    for d in dims:
+        count *= int(d)
+    if count > _INT64_MAX:
+        raise ValueError(f"{op}: {what} size overflows int64 ({' * '.join(str(int(d)) for d in dims)})")
+    return count
+
+
+# Scratch buffers are reused per thread: a fresh page costs ~11 us to touch.
+_scratch = threading.local()
+
+
+def _workspace(op, nbytes):
+    if nbytes == 0:
+        return None
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < nbytes:
+        _reserve(op, "scratch workspace", nbytes)
+        buffer = np.empty(nbytes, dtype=np.uint8)
+        _scratch.buffer = buffer
+    return buffer
+
+
+def _empty(op, what, shape, dtype, extra_bytes=0):
+    count = _checked_count(op, what, shape)
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes > _INT64_MAX:
+        raise ValueError(f"{op}: {what} size overflows int64 ({' * '.join(str(int(d)) for d in shape)} "
+                         f"* {np.dtype(dtype).itemsize} bytes)")
+    _reserve(op, what, nbytes + extra_bytes)
+    return np.empty(shape, dtype=dtype)
+
+
+def _contiguous(array, dtype):
+    """C-contiguous, aligned, native byte order copy when needed (never in place)."""
+    return np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
+
+
+# ------------------------------------------------------ convolution family
+
+_ConvGeometry = namedtuple("_ConvGeometry", "strides dilations pads groups out_sizes")
+
+
+def _check_input(op, x, rank, data_format, what="input"):
+    """x must be (N, *spatial, C); error with a hint for the usual mistakes."""
+    ndim = rank + 2
+    if x.ndim != ndim:
+        if rank == 1:
+            layout = "(N, C, L)" if data_format == "channels_first" else "(N, L, C)"
+        else:
+            layout = "(N, C, H, W)" if data_format == "channels_first" else "(N, H, W, C)"
+        hint = ""
+        if x.ndim == ndim - 1:
+            hint = (" (add a batch axis with x[None] for a single example, or a channel axis with "
+                    "x[..., None] for single-channel data)")
+        raise ValueError(f"{op}: {what} must be {ndim}-D {layout}; got shape {shape_str(x.shape)}{hint}")
+    spatial = x.shape[1:-1]
+    if x.shape[-1] < 1 or any(s < 1 for s in spatial):
+        raise ValueError(f"{op}: {what} spatial size and channels must be >= 1; got shape {shape_str(x.shape)}")
+
+
+def _to_last(x, rank):
+    """NC... -> N...C (a view)."""
+    return np.moveaxis(x, 1, -1)
+
+
+def _to_first(x, rank):
+    return np.moveaxis(x, -1, 1)
+
+
+def _conv_geometry(op, in_sizes, kernel_sizes, strides, padding, dilation_rate, rank,
+                   allow_causal=False):
+    strides = int_tuple(op, "strides", strides, rank)
+    dilations = int_tuple(op, "dilation_rate", dilation_rate, rank)
+    pads = explicit_padding(op, padding, rank, in_sizes, kernel_sizes, strides, dilations, allow_causal)
+    out_sizes = []
+    for n, k, s, d, (before, after) in zip(in_sizes, kernel_sizes, strides, dilations, pads):
+        effective = d * (k - 1) + 1
+        padded = n + before + after
+        if padded > _INT64_MAX:
+            raise ValueError(f"{op}: padded input size overflows int64 ({n} + {before} + {after})")
+        if effective > padded:
+            eff = tuple(dd * (kk - 1) + 1 for kk, dd in zip(kernel_sizes, dilations))
+            padded_all = tuple(nn + b + a for nn, (b, a) in zip(in_sizes, pads))
+            raise ValueError(
+                f"{op}: effective kernel {shape_str(eff)} = dilation {shape_str(dilations)} * "
+                f"(kernel {shape_str(kernel_sizes)} - 1) + 1 is larger than padded input "
+                f"{shape_str(padded_all)}; output would be empty (reduce kernel_size/dilation or add padding)")
+        out_sizes.append((padded - effective) // s + 1)
+    return strides, dilations, pads, tuple(out_sizes)
+
+
+def _engine_geometry(rank, strides, dilations, pads, groups):
+    """The (stride_h, stride_w, dilation_h, dilation_w, pads..., groups) tuple; 1-D is H = 1."""
+    if rank == 1:
+        strides, dilations, pads = (1,) + strides, (1,) + dilations, ((0, 0),) + pads
+    return (strides[0], strides[1], dilations[0], dilations[1],
+            pads[0][0], pads[0][1], pads[1][0], pads[1][1], groups)
+
+
+def _as_2d(array, rank):
+    """1-D data (N, L, C) as the H = 1 case (N, 1, L, C), a view."""
+    return array[:, None] if rank == 1 else array
+
+
+def _kernel_2d(kernel, rank):
+    """1-D kernels (k, c_in, c_out) as (1, k, c_in, c_out), a view."""
+    return kernel[None] if rank == 1 else kernel
+
+
+def _prepare_conv(op, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank,
+                  kernel_from_first, allow_causal=False, dy=None):
+    """Validates a convolution call; returns channels_last contiguous arrays and the geometry."""
+    data_format = check_data_format(op, data_format)
+    x = as_float_array(op, "input", x)
+    kernel = as_float_array(op, "kernel", kernel)
+    bias = None if bias is None else as_float_array(op, "bias", bias)
+    dy = None if dy is None else as_float_array(op, "dy", dy)
+    dtype = same_float_dtype(op, input=x, kernel=kernel, bias=bias, dy=dy)
+    _check_input(op, x, rank, data_format)
+    if kernel.ndim != rank + 2:
+        layout = ("(k, c_in, c_out)" if rank == 1 else "(kh, kw, c_in, c_out)") \
+            if data_format == "channels_last" else ("(c_out, c_in, k)" if rank == 1 else "(c_out, c_in, kh, kw)")
+        raise ValueError(f"{op}: kernel must be {rank + 2}-D {layout}; got shape {shape_str(kernel.shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{op}: groups must be an int; got {type(groups).__name__} {groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be >= 1; got {groups}")
+    user_x_shape, user_k_shape = x.shape, kernel.shape
+    if data_format == "channels_first":
+        x = _to_last(x, rank)
+        kernel = kernel_from_first(kernel)
+    if any(k < 1 for k in kernel.shape):
+        raise ValueError(f"{op}: kernel_size must be >= 1 in every dimension and the kernel must have "
+                         f"channels; got kernel shape {shape_str(user_k_shape)}")
+    c_in, k_in, c_out = x.shape[-1], kernel.shape[-2], kernel.shape[-1]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"{op}: input channels ({c_in}) and output channels ({c_out}) must be divisible "
+                         f"by groups ({groups})")
+    if k_in * groups != c_in:
+        hint = ""
+        if data_format == "channels_last" and user_x_shape[1] == k_in * groups:
+            hint = "; did you mean data_format='channels_first'?"
+        elif data_format == "channels_first" and user_x_shape[-1] == k_in * groups:
+            hint = " (data_format is 'channels_first'; did you pass NHWC data?)"
+        expects = f"{k_in}" if groups == 1 else f"{k_in} * groups {groups} = {k_in * groups}"
+        raise ValueError(f"{op}: input has {c_in} channels (x.shape={shape_str(user_x_shape)}) but the kernel "
+                         f"expects {expects} (kernel.shape={shape_str(user_k_shape)}){hint}")
+    if bias is not None and bias.shape != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},); got {shape_str(bias.shape)}")
+    spatial = x.shape[1:-1]
+    strides, dilations, pads, out_sizes = _conv_geometry(
+        op, spatial, kernel.shape[:-2], strides, padding, dilation_rate, rank, allow_causal)
+    geometry = _ConvGeometry(strides, dilations, pads, groups, out_sizes)
+    out_shape = (x.shape[0],) + out_sizes + (c_out,)
+    _checked_count(op, "output", out_shape + (dtype.itemsize,))
+    if dy is not None:
+        if data_format == "channels_first":
+            dy = _to_last(dy, rank)
+        if dy.shape != out_shape:
+            expected = out_shape if data_format == "channels_last" else (out_shape[0], c_out) + out_sizes
+            got = dy.shape if data_format == "channels_last" else _to_first(dy, rank).shape
+            raise ValueError(f"{op}: dy must have the forward output's shape {shape_str(expected)}; "
+                             f"got {shape_str(got)}")
+        dy = _contiguous(dy, dtype)
+    x = _contiguous(x, dtype)
+    kernel = _contiguous(kernel, dtype)
+    bias = None if bias is None else _contiguous(bias, dtype)
+    return data_format, dtype, x, kernel, bias, dy, geometry
+
+
+def _conv_workspace(op, x2, kernel2, dtype, engine_geometry):
+    return _engine.conv2d_workspace_size(x2.shape, kernel2.shape, dtype == np.float64, engine_geometry)
+
+
+def _conv_forward(op, rank, x, kernel, bias, dtype, geometry):
+    x2, k2 = _as_2d(x, rank), _kernel_2d(kernel, rank)
+    eg = _engine_geometry(rank, geometry.strides, geometry.dilations, geometry.pads, geometry.groups)
+    ws_bytes = _conv_workspace(op, x2, k2, dtype, eg)
+    out_shape = (x.shape[0],) + geometry.out_sizes + (kernel.shape[-1],)
+    y = _empty(op, "output", out_shape, dtype, extra_bytes=ws_bytes)
+    _engine.conv2d_forward(x2, k2, bias, _as_2d(y, rank), _workspace(op, ws_bytes), eg)
+    return y
+
+
+def _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry):
+    x2, k2, dy2 = _as_2d(x, rank), _kernel_2d(kernel, rank), _as_2d(dy, rank)
+    eg = _engine_geometry(rank, geometry.strides, geometry.dilations, geometry.pads, geometry.groups)
+    ws_bytes = _conv_workspace(op, x2, k2, dtype, eg)
+    dx = _empty(op, "dx", x.shape, dtype, extra_bytes=ws_bytes + kernel.nbytes)
+    dkernel = np.empty(kernel.shape, dtype)
+    dbias = None if bias is None else np.empty(bias.shape, dtype)
+    workspace = _workspace(op, ws_bytes)
+    _engine.conv2d_backward_data(dy2, k2, _as_2d(dx, rank), workspace, eg)
+    _engine.conv2d_backward_filter(x2, dy2, _kernel_2d(dkernel, rank), dbias, workspace, eg)
+    return dx, dkernel, dbias
+
+
+def _oihw_to_hwio(kernel):
+    return np.moveaxis(kernel, (0, 1), (-1, -2))
+
+
+def _hwio_to_oihw(kernel):
+    return np.moveaxis(kernel, (-1, -2), (0, 1))
+
+
+def _conv(op, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, dy=None):
+    data_format, dtype, x, kernel, bias, dy, geometry = _prepare_conv(
+        op, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank,
+        _oihw_to_hwio, allow_causal=(rank == 1), dy=dy)
+    if dy is None:
+        y = _conv_forward(op, rank, x, kernel, bias, dtype, geometry)
+        return _to_first(y, rank) if data_format == "channels_first" else y
+    dx, dkernel, dbias = _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry)
+    if data_format == "channels_first":
+        dx, dkernel = _to_first(dx, rank), _hwio_to_oihw(dkernel)
+    return dx, dkernel, dbias
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+           data_format="channels_last"):
+    """1-D cross-correlation: x (N, L, C_in), kernel (k, C_in / groups, C_out) -> (N, L_out, C_out).
+
+    padding: "valid", "same", "causal" (left-pad so output t sees inputs <= t),
+    an int, or (before, after)."""
+    return _conv("conv1d", 1, x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+
+
+def conv1d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+                    data_format="channels_last"):
+    """Gradients (dx, dkernel, dbias) of conv1d given dy; dbias is None without bias."""
+    return _conv("conv1d_backward", 1, x, kernel, bias, strides, padding, dilation_rate, groups,
+                 data_format, dy=dy)
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+           data_format="channels_last"):
+    """2-D cross-correlation (what CNN layers compute):
+    x (N, H, W, C_in), kernel (kh, kw, C_in / groups, C_out) -> (N, OH, OW, C_out),
+    OH = floor((H + pad_top + pad_bottom - dilation * (kh - 1) - 1) / stride) + 1."""
+    return _conv("conv2d", 2, x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+
+
+def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+                    data_format="channels_last"):
+    """Gradients (dx, dkernel, dbias) of conv2d given dy.  dx is the
+    "full" correlation of dy with the flipped kernel (the backward pass is a
+    convolution); dkernel correlates the input with dy."""
+    return _conv("conv2d_backward", 2, x, kernel, bias, strides, padding, dilation_rate, groups,
+                 data_format, dy=dy)
+
+
+# Depthwise kernels (kh, kw, c_in, multiplier) are grouped HWIO kernels (kh, kw, 1, c_in * multiplier).
+
+def _depthwise_from_first(kernel):
+    # PyTorch (c_in * m, 1, kh, kw) -> (kh, kw, 1, c_in * m)
+    return np.moveaxis(kernel, (0, 1), (-1, -2))
+
+
+def _depthwise(op, x, kernel, bias, strides, padding, dilation_rate, data_format, dy=None):
+    data_format = check_data_format(op, data_format)
+    x_arr = as_float_array(op, "input", x)
+    k_arr = as_float_array(op, "kernel", kernel)
+    if k_arr.ndim != 4:
+        layout = "(kh, kw, c_in, depth_multiplier)" if data_format == "channels_last" else \
+            "(c_in * depth_multiplier, 1, kh, kw)"
+        raise ValueError(f"{op}: kernel must be 4-D {layout}; got shape {shape_str(k_arr.shape)}")
+    _check_input(op, x_arr, 2, data_format)
+    c_in = x_arr.shape[1] if data_format == "channels_first" else x_arr.shape[-1]
+    if data_format == "channels_last":
+        if k_arr.shape[2] != c_in:
+            hint = "; did you mean data_format='channels_first'?" if x_arr.shape[1] == k_arr.shape[2] else ""
+            raise ValueError(f"{op}: input has {c_in} channels (x.shape={shape_str(x_arr.shape)}) but the kernel "
+                             f"expects {k_arr.shape[2]} (kernel.shape={shape_str(k_arr.shape)}){hint}")
+        multiplier = k_arr.shape[3]
+        grouped = k_arr.reshape(k_arr.shape[:2] + (1, c_in * multiplier))
+    else:
+        if k_arr.shape[1] != 1 or k_arr.shape[0] % max(c_in, 1):
+            raise ValueError(f"{op}: kernel must have shape (c_in * depth_multiplier, 1, kh, kw) with "
+                             f"c_in={c_in}; got {shape_str(k_arr.shape)}")
+        grouped = k_arr
+    result = _conv(op, 2, x_arr, grouped, bias, strides, padding, dilation_rate, c_in, data_format, dy=dy)
+    if dy is None:
+        return result
+    dx, dgrouped, dbias = result
+    return dx, dgrouped.reshape(k_arr.shape), dbias
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                     data_format="channels_last"):
+    """Each input channel convolved with its own depth_multiplier filters:
+    kernel (kh, kw, c_in, depth_multiplier); output channel c * depth_multiplier + m."""
+    return _depthwise("depthwise_conv2d", x, kernel, bias, strides, padding, dilation_rate, data_format)
+
+
+def depthwise_conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                              data_format="channels_last"):
+    """Gradients (dx, dkernel, dbias) of depthwise_conv2d."""
+    return _depthwise("depthwise_conv2d_backward", x, kernel, bias, strides, padding, dilation_rate,
+                      data_format, dy=dy)
+
+
+def _transpose_geometry(op, in_sizes, kernel_sizes, strides, padding, output_padding, dilation_rate):
+    """Keras's output sizes and the rows cut from the start of the full output."""
+    strides = int_tuple(op, "strides", strides, 2)
+    dilations = int_tuple(op, "dilation_rate", dilation_rate, 2)
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{op}: padding must be 'valid' or 'same'; got {padding!r}")
+    padding = padding.lower()
+    if output_padding is not None:
+        output_padding = int_tuple(op, "output_padding", output_padding, 2, minimum=0)
+        for op_, s, d in zip(output_padding, strides, dilations):
+            if op_ >= max(s, d):
+                raise ValueError(f"{op}: output_padding {shape_str(output_padding)} must be smaller than "
+                                 f"stride {shape_str(strides)} or dilation {shape_str(dilations)}")
+    out_sizes, crops = [], []
+    for i, (n, k, s, d) in enumerate(zip(in_sizes, kernel_sizes, strides, dilations)):
+        effective = d * (k - 1) + 1
+        extra = None if output_padding is None else output_padding[i]
+        if padding == "valid":
+            out = (n - 1) * s + effective + (max(effective, s) - effective if extra is None else extra)
+            crop = 0
+        else:
+            out = n * s if extra is None else (n - 1) * s + effective % 2 + extra
+            # TensorFlow's rule: the split of the forward "same" conv over the output.
+            crop = max((-(-out // s) - 1) * s + effective - out, 0) // 2
+        if out < 1:
+            raise ValueError(f"{op}: output size would be {out} < 1 for input size {n}, kernel {k}, "
+                             f"stride {s}, output_padding {extra}")
+        out_sizes.append(out)
+        crops.append(crop)
+    return strides, dilations, tuple(out_sizes), tuple(crops)
+
+
+def _transpose_from_first(kernel):
+    # PyTorch (c_in, filters, kh, kw) -> Keras (kh, kw, filters, c_in)
+    return np.transpose(kernel, (2, 3, 1, 0))
+
+
+def _conv_transpose(op, x, kernel, bias, strides, padding, output_padding, dilation_rate, data_format,
+                    dy=None):
+    data_format = check_data_format(op, data_format)
+    x = as_float_array(op, "input", x)
+    kernel = as_float_array(op, "kernel", kernel)
+    bias = None if bias is None else as_float_array(op, "bias", bias)
+    dy = None if dy is None else as_float_array(op, "dy", dy)
+    dtype = same_float_dtype(op, input=x, kernel=kernel, bias=bias, dy=dy)
+    _check_input(op, x, 2, data_format)
+    if kernel.ndim != 4:
+        layout = "(kh, kw, filters, c_in)" if data_format == "channels_last" else "(c_in, filters, kh, kw)"
+        raise ValueError(f"{op}: kernel must be 4-D {layout}; got shape {shape_str(kernel.shape)}")
+    user_x_shape, user_k_shape = x.shape, kernel.shape
+    if data_format == "channels_first":
+        x = _to_last(x, 2)
+        kernel = _transpose_from_first(kernel)
+    if any(k < 1 for k in kernel.shape):
+        raise ValueError(f"{op}: kernel_size must be >= 1 in every dimension; got kernel shape "
+                         f"{shape_str(user_k_shape)}")
+    c_in, filters = x.shape[-1], kernel.shape[2]
+    if kernel.shape[3] != c_in:
+        raise ValueError(f"{op}: input has {c_in} channels (x.shape={shape_str(user_x_shape)}) but the kernel "
+                         f"expects {kernel.shape[3]} (kernel.shape={shape_str(user_k_shape)})")
+    if bias is not None and bias.shape != (filters,):
+        raise ValueError(f"{op}: bias must have shape ({filters},); got {shape_str(bias.shape)}")
+    strides, dilations, out_sizes, crops = _transpose_geometry(
+        op, x.shape[1:3], kernel.shape[:2], strides, padding, output_padding, dilation_rate)
+    out_shape = (x.shape[0],) + out_sizes + (filters,)
+    engine_geometry = (strides[0], strides[1], dilations[0], dilations[1], crops[0], crops[1])
+    ws_bytes = _engine.conv2d_transpose_workspace_size(x.shape, kernel.shape[:3], out_sizes,
+                                                       dtype == np.float64, engine_geometry)
+    x = _contiguous(x, dtype)
+    kernel = _contiguous(kernel, dtype)
+    bias = None if bias is None else _contiguous(bias, dtype)
+    if dy is None:
+        y = _empty(op, "output", out_shape, dtype, extra_bytes=ws_bytes)
+        _engine.conv2d_transpose_forward(x, kernel, bias, y, _workspace(op, ws_bytes), engine_geometry)
+        return _to_first(y, 2) if data_format == "channels_first" else y
+    if data_format == "channels_first":
+        dy = _to_last(dy, 2)
+    if dy.shape != out_shape:
+        raise ValueError(f"{op}: dy must have the forward output's shape {shape_str(out_shape)} "
+                         f"(channels_last); got {shape_str(dy.shape)}")
+    dy = _contiguous(dy, dtype)
+    dx = _empty(op, "dx", x.shape, dtype, extra_bytes=ws_bytes)
+    dkernel = np.empty(kernel.shape, dtype)
+    dbias = None if bias is None else np.empty(bias.shape, dtype)
+    _engine.conv2d_transpose_backward(x, kernel, dy, dx, dkernel, dbias, _workspace(op, ws_bytes),
+                                      engine_geometry)
+    if data_format == "channels_first":
+        dx, dkernel = _to_first(dx, 2), np.transpose(dkernel, (3, 2, 0, 1))
+    return dx, dkernel, dbias
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation_rate=1,
+                     data_format="channels_last"):
+    """Transposed ("up-") convolution, the adjoint of conv2d w.r.t. its input.
+
+    kernel is Keras's (kh, kw, filters, c_in).  Output size per dimension
+    (Keras): valid -> (n - 1) * s + max(k_eff, s) (or + k_eff + output_padding);
+    same -> n * s (or (n - 1) * s + k_eff % 2 + output_padding)."""
+    return _conv_transpose("conv2d_transpose", x, kernel, bias, strides, padding, output_padding,
+                           dilation_rate, data_format)
+
+
+def conv2d_transpose_backward(dy, x, kernel, bias=None, strides=1, padding="valid", output_padding=None,
+                              dilation_rate=1, data_format="channels_last"):
+    """Gradients (dx, dkernel, dbias) of conv2d_transpose."""
+    return _conv_transpose("conv2d_transpose_backward", x, kernel, bias, strides, padding, output_padding,
+                           dilation_rate, data_format, dy=dy)
+
+
+# ------------------------------------------------------------------ im2col
+
+def _im2col_geometry(op, x, kernel_size, strides, padding, dilation_rate):
+    _check_input(op, x, 2, "channels_last", what="x")
+    kernel_size = int_tuple(op, "kernel_size", kernel_size, 2)
+    strides, dilations, pads, out_sizes = _conv_geometry(
+        op, x.shape[1:3], kernel_size, strides, padding, dilation_rate, 2)
+    return kernel_size, _engine_geometry(2, strides, dilations, pads, 1), out_sizes
+
+
+def im2col(x, kernel_size, strides=1, padding="valid", dilation_rate=1):
+    """Patches of x (N, H, W, C) as rows: (N, OH, OW, kh * kw * C), patch order (kh, kw, C).
+
+    conv2d(x, w) equals im2col(x, ...) @ w.reshape(-1, c_out): the forward
+    pass of a convolution layer is one matrix multiplication."""
+    op = "im2col"
+    x = as_float_array(op, "x", x)
+    kernel_size, geometry, out_sizes = _im2col_geometry(op, x, kernel_size, strides, padding, dilation_rate)
+    cols = _empty(op, "cols", (x.shape[0],) + out_sizes + (kernel_size[0] * kernel_size[1] * x.shape[-1],),
+                  x.dtype.newbyteorder("="))
+    _engine.im2col(_contiguous(x, cols.dtype), cols, kernel_size, geometry)
+    return cols
+
+
+def col2im(cols, input_shape, kernel_size, strides=1, padding="valid", dilation_rate=1):
+    """Adjoint of im2col: sums each patch row of cols back into an (N, H, W, C) array."""
+    op = "col2im"
+    cols = as_float_array(op, "cols", cols)
+    input_shape = int_tuple(op, "input_shape", input_shape, 4, minimum=0)
+    template = np.empty((0,) + input_shape[1:], cols.dtype) if input_shape[0] == 0 else \
+        np.broadcast_to(np.zeros((), cols.dtype), input_shape)
+    kernel_size, geometry, out_sizes = _im2col_geometry(op, template, kernel_size, strides, padding,
+                                                        dilation_rate)
+    expected = (input_shape[0],) + out_sizes + (kernel_size[0] * kernel_size[1] * input_shape[3],)
+    if cols.shape != expected:
+        raise ValueError(f"col2im: cols must have shape {shape_str(expected)} for input_shape "
+                         f"{shape_str(input_shape)}; got {shape_str(cols.shape)}")
+    x = _empty(op, "output", input_shape, cols.dtype.newbyteorder("="))
+    _engine.col2im(_contiguous(cols, x.dtype), x, kernel_size, geometry)
+    return x
+
+
+# ----------------------------------------------------------------- pooling
+
+_POOL_MAX, _POOL_AVG = 0, 1
+
+
+def _pool(op, mode, rank, x, pool_size, strides, padding, data_format, dy=None):
+    data_format = check_data_format(op, data_format)
+    x = as_float_array(op, "input", x)
+    dy = None if dy is None else as_float_array(op, "dy", dy)
+    dtype = same_float_dtype(op, input=x, dy=dy)
+    _check_input(op, x, rank, data_format)
+    if data_format == "channels_first":
+        x = _to_last(x, rank)
+    pool_size = int_tuple(op, "pool_size", pool_size, rank)
+    strides = pool_size if strides is None else int_tuple(op, "strides", strides, rank)
+    spatial = x.shape[1:-1]
+    user_padding = padding
+    pads = explicit_padding(op, padding, rank, spatial, pool_size, strides, (1,) * rank)
+    if not isinstance(user_padding, str):
+        for (before, after), k in zip(pads, pool_size):
+            if max(before, after) > k // 2:
+                raise ValueError(f"{op}: pad should be at most half of effective kernel size, but got "
+                                 f"pad={max(before, after)}, kernel_size={k}")
+    out_sizes = []
+    for n, k, s, (before, after) in zip(spatial, pool_size, strides, pads):
+        if k > n + before + after:
+            raise ValueError(f"{op}: pool_size {shape_str(pool_size)} is larger than the padded input "
+                             f"{shape_str(tuple(nn + b + a for nn, (b, a) in zip(spatial, pads)))}; "
+                             f"output would be empty")
+        out_sizes.append((n + before + after - k) // s + 1)
+    out_shape = (x.shape[0],) + tuple(out_sizes) + (x.shape[-1],)
+    geometry = (mode,) + _pool_engine_geometry(rank, pool_size, strides, pads)
+    x = _contiguous(x, dtype)
+    if dy is None:
+        y = _empty(op, "output", out_shape, dtype)
+        _engine.pool2d_forward(_as_2d(x, rank), _as_2d(y, rank), geometry)
+        return _to_first(y, rank) if data_format == "channels_first" else y
+    if data_format == "channels_first":
+        dy = _to_last(dy, rank)
+    if dy.shape != out_shape:
+        raise ValueError(f"{op}: dy must have the forward output's shape {shape_str(out_shape)} "
+                         f"(channels_last); got {shape_str(dy.shape)}")
+    dx = _empty(op, "dx", x.shape, dtype)
+    _engine.pool2d_backward(_as_2d(x, rank), _as_2d(_contiguous(dy, dtype), rank), _as_2d(dx, rank), geometry)
+    return _to_first(dx, rank) if data_format == "channels_first" else dx
+
+
+def _pool_engine_geometry(rank, pool_size, strides, pads):
+    if rank == 1:
+        pool_size, strides, pads = (1,) + pool_size, (1,) + strides, ((0, 0),) + pads
+    return (pool_size[0], pool_size[1], strides[0], strides[1], pads[0][0], pads[0][1], pads[1][0], pads[1][1])
+
+
+def max_pool1d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    """Max over windows of (N, L, C); padded cells never win; NaN propagates."""
+    return _pool("max_pool1d", _POOL_MAX, 1, x, pool_size, strides, padding, data_format)
+
+
+def max_pool1d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    return _pool("max_pool1d_backward", _POOL_MAX, 1, x, pool_size, strides, padding, data_format, dy=dy)
+
+
+def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    """Max over windows of (N, H, W, C); strides default to pool_size."""
+    return _pool("max_pool2d", _POOL_MAX, 2, x, pool_size, strides, padding, data_format)
+
+
+def max_pool2d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    """dx: each dy goes to the first maximal cell of its window (row-major order)."""
+    return _pool("max_pool2d_backward", _POOL_MAX, 2, x, pool_size, strides, padding, data_format, dy=dy)
+
+
+def avg_pool1d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    """Mean over windows of (N, L, C); padded cells are excluded from the divisor (Keras)."""
+    return _pool("avg_pool1d", _POOL_AVG, 1, x, pool_size, strides, padding, data_format)
+
+
+def avg_pool1d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    return _pool("avg_pool1d_backward", _POOL_AVG, 1, x, pool_size, strides, padding, data_format, dy=dy)
+
+
+def avg_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    """Mean over windows of (N, H, W, C); padded cells are excluded from the divisor (Keras)."""
+    return _pool("avg_pool2d", _POOL_AVG, 2, x, pool_size, strides, padding, data_format)
+
+
+def avg_pool2d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    return _pool("avg_pool2d_backward", _POOL_AVG, 2, x, pool_size, strides, padding, data_format, dy=dy)
+
+
+def _global_pool(op, mode, rank, x, data_format, keepdims, dy=None):
+    data_format = check_data_format(op, data_format)
+    x_arr = as_float_array(op, "input", x)
+    _check_input(op, x_arr, rank, data_format)
+    spatial = x_arr.shape[2:] if data_format == "channels_first" else x_arr.shape[1:-1]
+    if dy is not None:
+        dy = as_float_array(op, "dy", dy)
+        n, c = x_arr.shape[0], (x_arr.shape[1] if data_format == "channels_first" else x_arr.shape[-1])
+        kept = (n, c) + (1,) * rank if data_format == "channels_first" else (n,) + (1,) * rank + (c,)
+        expected = kept if keepdims else (n, c)
+        if dy.shape != expected:
+            raise ValueError(f"{op}: dy must have the forward output's shape {shape_str(expected)}; "
+                             f"got {shape_str(dy.shape)}")
+        dy = dy.reshape(kept)
+        return _pool(op, mode, rank, x_arr, spatial, None, "valid", data_format, dy=dy)
+    y = _pool(op, mode, rank, x_arr, spatial, None, "valid", data_format)
+    return y if keepdims else y.reshape(y.shape[0], -1)
+
+
+def global_avg_pool1d(x, data_format="channels_last", keepdims=False):
+    """Mean over the length axis: (N, L, C) -> (N, C)."""
+    return _global_pool("global_avg_pool1d", _POOL_AVG, 1, x, data_format, keepdims)
+
+
+def global_avg_pool1d_backward(dy, x, data_format="channels_last", keepdims=False):
+    return _global_pool("global_avg_pool1d_backward", _POOL_AVG, 1, x, data_format, keepdims, dy=dy)
+
+
+def global_avg_pool2d(x, data_format="channels_last", keepdims=False):
+    """Mean over H and W: (N, H, W, C) -> (N, C)."""
+    return _global_pool("global_avg_pool2d", _POOL_AVG, 2, x, data_format, keepdims)
+
+
+def global_avg_pool2d_backward(dy, x, data_format="channels_last", keepdims=False):
+    return _global_pool("global_avg_pool2d_backward", _POOL_AVG, 2, x, data_format, keepdims, dy=dy)
+
+
+def global_max_pool1d(x, data_format="channels_last", keepdims=False):
+    """Max over the length axis: (N, L, C) -> (N, C)."""
+    return _global_pool("global_max_pool1d", _POOL_MAX, 1, x, data_format, keepdims)
+
+
+def global_max_pool1d_backward(dy, x, data_format="channels_last", keepdims=False):
+    return _global_pool("global_max_pool1d_backward", _POOL_MAX, 1, x, data_format, keepdims, dy=dy)
+
+
+def global_max_pool2d(x, data_format="channels_last", keepdims=False):
+    """Max over H and W: (N, H, W, C) -> (N, C)."""
+    return _global_pool("global_max_pool2d", _POOL_MAX, 2, x, data_format, keepdims)
+
+
+def global_max_pool2d_backward(dy, x, data_format="channels_last", keepdims=False):
+    return _global_pool("global_max_pool2d_backward", _POOL_MAX, 2, x, data_format, keepdims, dy=dy)
+
+
+# ------------------------------------------------------------------- dense
+
+def _dense(op, x, kernel, bias, dy=None):
+    x = as_float_array(op, "input", x)
+    kernel = as_float_array(op, "kernel", kernel)
+    bias = None if bias is None else as_float_array(op, "bias", bias)
+    dy = None if dy is None else as_float_array(op, "dy", dy)
+    dtype = same_float_dtype(op, input=x, kernel=kernel, bias=bias, dy=dy)
+    if kernel.ndim != 2:
+        raise ValueError(f"{op}: kernel must be 2-D (in_features, units); got shape {shape_str(kernel.shape)}")
+    if x.ndim < 1:
+        raise ValueError(f"{op}: input must have at least 1 dimension (..., {kernel.shape[0]}); got a scalar")
+    features, units = kernel.shape
+    if x.shape[-1] != features:
+        raise ValueError(f"{op}: expected {features} input features (kernel.shape={shape_str(kernel.shape)}); "
+                         f"got {x.shape[-1]} (x.shape={shape_str(x.shape)})")
+    if features < 1 or units < 1:
+        raise ValueError(f"{op}: kernel dimensions must be >= 1; got shape {shape_str(kernel.shape)}")
+    if bias is not None and bias.shape != (units,):
+        raise ValueError(f"{op}: bias must have shape ({units},); got {shape_str(bias.shape)}")
+    lead = x.shape[:-1]
+    rows = _checked_count(op, "input", lead)
+    # A dense layer is a 1x1 convolution over `rows` one-pixel images.
+    x4 = _contiguous(x, dtype).reshape(rows, 1, 1, features)
+    k4 = _contiguous(kernel, dtype).reshape(1, 1, features, units)
+    b = None if bias is None else _contiguous(bias, dtype)
+    geometry = _ConvGeometry((1, 1), (1, 1), ((0, 0), (0, 0)), 1, (1, 1))
+    if dy is None:
+        return _conv_forward(op, 2, x4, k4, b, dtype, geometry).reshape(lead + (units,))
+    if dy.shape != lead + (units,):
+        raise ValueError(f"{op}: dy must have shape {shape_str(lead + (units,))}; got {shape_str(dy.shape)}")
+    dy4 = _contiguous(dy, dtype).reshape(rows, 1, 1, units)
+    dx, dkernel, dbias = _conv_backward(op, 2, x4, k4, b, dy4, dtype, geometry)
+    return dx.reshape(x.shape), dkernel.reshape(kernel.shape), dbias
+
+
+def dense(x, kernel, bias=None):
+    """x (..., in) @ kernel (in, out) + bias (out,)."""
+    return _dense("dense", x, kernel, bias)
+
+
+def dense_backward(dy, x, kernel, bias=None):
+    """Gradients (dx, dkernel, dbias) of dense; dbias is None without bias."""
+    return _dense("dense_backward", x, kernel, bias, dy=dy)
+
+
+# ---------------------------------------------------- activations and losses
+
+def _elementwise_pair(op, dy, x):
+    dy = as_float_array(op, "dy", dy)
+    x = as_float_array(op, "input", x)
+    same_float_dtype(op, dy=dy, input=x)
+    if dy.shape != x.shape:
+        raise ValueError(f"{op}: dy must have the input's shape {shape_str(x.shape)}; got {shape_str(dy.shape)}")
+    return dy, x
+
+
+def relu(x):
+    """max(x, 0); NaN stays NaN."""
+    x = as_float_array("relu", "input", x)
+    return np.maximum(x, x.dtype.type(0))
+
+
+def relu_backward(dy, x):
+    dy, x = _elementwise_pair("relu_backward", dy, x)
+    return np.where(x > 0, dy, dy.dtype.type(0))
+
+
+def leaky_relu(x, negative_slope=0.2):
+    """x for x > 0, negative_slope * x otherwise."""
+    x = as_float_array("leaky_relu", "input", x)
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dy, x, negative_slope=0.2):
+    dy, x = _elementwise_pair("leaky_relu_backward", dy, x)
+    return np.where(x > 0, dy, dy * dy.dtype.type(negative_slope))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    x = as_float_array("sigmoid", "input", x)
+    return np.exp(-np.logaddexp(x.dtype.type(0), -x))
+
+
+def sigmoid_backward(dy, x):
+    dy, x = _elementwise_pair("sigmoid_backward", dy, x)
+    s = sigmoid(x)
+    return dy * s * (1 - s)
+
+
+def tanh(x):
+    x = as_float_array("tanh", "input", x)
+    return np.tanh(x)
+
+
+def tanh_backward(dy, x):
+    dy, x = _elementwise_pair("tanh_backward", dy, x)
+    t = np.tanh(x)
+    return dy * (1 - t * t)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along axis, shifted by the max for stability."""
+    x = as_float_array("softmax", "input", x)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_backward(dy, x, axis=-1):
+    dy, x = _elementwise_pair("softmax_backward", dy, x)
+    s = softmax(x, axis=axis)
+    return s * (dy - np.sum(dy * s, axis=axis, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against labels, and its gradient.
+
+    logits (N, C); labels either integer classes (N,) in [0, C) or one-hot /
+    probability rows (N, C).  Returns (loss, dlogits) with dlogits =
+    (softmax(logits) - onehot) / N: softmax and cross-entropy fused."""
+    op = "softmax_cross_entropy"
+    logits = as_float_array(op, "logits", logits)
+    if logits.ndim != 2:
+        raise ValueError(f"{op}: logits must be 2-D (N, classes); got shape {shape_str(logits.shape)}")
+    n, classes = logits.shape
+    labels = np.asarray(labels)
+    if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1 and classes != 1):
+        labels = labels.reshape(-1)
+        if labels.dtype.kind not in "iu":
+            if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+                labels = labels.astype(np.int64)
+            else:
+                raise TypeError(f"{op}: integer labels must have an integer dtype; got {labels.dtype}")
+        if labels.shape[0] != n:
+            raise ValueError(f"{op}: labels has {labels.shape[0]} samples but logits has {n}")
+        bad = np.flatnonzero((labels < 0) | (labels >= classes))
+        if bad.size:
+            i = int(bad[0])
+            hint = " (labels 1..C? subtract 1)" if labels[i] == classes and labels.min() >= 1 else ""
+            raise ValueError(f"{op}: labels must be in [0, {classes}); got {labels[i]} at index {i}{hint}")
+        targets = np.zeros_like(logits)
+        targets[np.arange(n), labels] = 1
+    elif labels.shape == logits.shape:
+        targets = labels.astype(logits.dtype, copy=False)
+    else:
+        raise ValueError(f"{op}: labels must be integer classes ({n},) or one-hot ({n}, {classes}); "
+                         f"got shape {shape_str(labels.shape)}")
+    if n == 0:
+        raise ValueError(f"{op}: logits has 0 samples; the mean loss is undefined")
+    shifted = logits - np.max(logits, axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    loss = -np.sum(targets * log_probs) / n
+    grad = (np.exp(log_probs) - targets) / logits.dtype.type(n)
+    return logits.dtype.type(loss), grad
+
+
+def mse(pred, target):
+    """Mean squared error over every element, and its gradient 2 (pred - target) / size."""
+    op = "mse"
+    pred = as_float_array(op, "pred", pred)
+    target = np.asarray(target, dtype=pred.dtype)
+    if target.shape != pred.shape:
+        raise ValueError(f"{op}: target must have the prediction's shape {shape_str(pred.shape)}; "
+                         f"got {shape_str(target.shape)}")
+    if pred.size == 0:
+        raise ValueError(f"{op}: pred is empty; the mean is undefined")
+    diff = pred - target
+    return pred.dtype.type(np.mean(diff * diff)), diff * pred.dtype.type(2.0 / pred.size)
