@@ -10,8 +10,8 @@
 #include "internal.h"
 #include "gemm_tiles.h"
 
-static ukernel_f32_fn ukernel_f32 = pycnn_gemm_ukernel_ref_f32;
-static ukernel_f64_fn ukernel_f64 = pycnn_gemm_ukernel_ref_f64;
+static const ukernel_f32_info *ukernel_f32 = &pycnn_gemm_ukernel_ref_f32;
+static const ukernel_f64_info *ukernel_f64 = &pycnn_gemm_ukernel_ref_f64;
 static const char *isa_name = "ref";
 
 static int cpu_has(const char *isa)
@@ -31,21 +31,21 @@ static void use_isa(const char *isa)
 {
 #if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
     if (strcmp(isa, "avx512") == 0) {
-        ukernel_f32 = pycnn_gemm_ukernel_avx512_f32;
-        ukernel_f64 = pycnn_gemm_ukernel_avx512_f64;
+        ukernel_f32 = &pycnn_gemm_ukernel_avx512_f32;
+        ukernel_f64 = &pycnn_gemm_ukernel_avx512_f64;
         isa_name = "avx512";
         return;
     }
     if (strcmp(isa, "avx2") == 0) {
-        ukernel_f32 = pycnn_gemm_ukernel_avx2_f32;
-        ukernel_f64 = pycnn_gemm_ukernel_avx2_f64;
+        ukernel_f32 = &pycnn_gemm_ukernel_avx2_f32;
+        ukernel_f64 = &pycnn_gemm_ukernel_avx2_f64;
         isa_name = "avx2";
         return;
     }
 #endif
     (void)isa;
-    ukernel_f32 = pycnn_gemm_ukernel_ref_f32;
-    ukernel_f64 = pycnn_gemm_ukernel_ref_f64;
+    ukernel_f32 = &pycnn_gemm_ukernel_ref_f32;
+    ukernel_f64 = &pycnn_gemm_ukernel_ref_f64;
     isa_name = "ref";
 }
 
@@ -67,20 +67,20 @@ __attribute__((constructor)) static void select_isa(void)
 
 const char *pycnn_isa(void) { return isa_name; }
 
-static int64_t round_up(int64_t x, int64_t step) { return (x + step - 1) / step * step; }
+/* Rows of the packed A block: the problem rounded up to any kernel's MR. */
+static int64_t packed_rows(int64_t m) { return min64(GEMM_MC, m + GEMM_MR_MAX); }
 
 int64_t gemm_pack_bytes(pycnn_dtype dtype, int64_t m, int64_t n, int64_t k)
 {
     /* Packed A block, then packed B panel, each no larger than the problem. */
     const int64_t kb = min64(GEMM_KC, max64(k, 1));
-    const int64_t mb = min64(GEMM_MC, round_up(max64(m, 1), GEMM_MR));
-    const int64_t nb = min64(GEMM_NC, round_up(max64(n, 1), GEMM_NR));
-    return (int64_t)dtype_size(dtype) * (mb * kb + kb * nb);
+    const int64_t nb = min64(GEMM_NC, max64(n, 1) + GEMM_NR_MAX);
+    return (int64_t)dtype_size(dtype) * (packed_rows(max64(m, 1)) * kb + kb * nb);
 }
 
 #define T float
 #define FN(name) name##_f32
-#define UKERNEL ukernel_f32
+#define UKERNEL (*ukernel_f32)
 #include "gemm_impl.h"
 #undef T
 #undef FN
@@ -88,5 +88,5 @@ int64_t gemm_pack_bytes(pycnn_dtype dtype, int64_t m, int64_t n, int64_t k)
 
 #define T double
 #define FN(name) name##_f64
-#define UKERNEL ukernel_f64
+#define UKERNEL (*ukernel_f64)
 #include "gemm_impl.h"

@@ -2,28 +2,28 @@
 
 /* Packs the mb x kb block of A at (i0, p0) into MR-row panels, zero-padded. */
 static void FN(pack_a)(const gemm_args *g, const T *a, int64_t i0, int64_t p0,
-                       int64_t mb, int64_t kb, T *restrict out)
+                       int64_t mb, int64_t kb, int64_t MR, T *restrict out)
 {
-    for (int64_t ir = 0; ir < mb; ir += GEMM_MR) {
-        const int64_t mr = min64(GEMM_MR, mb - ir);
+    for (int64_t ir = 0; ir < mb; ir += MR) {
+        const int64_t mr = min64(MR, mb - ir);
         for (int64_t p = 0; p < kb; p++) {
             for (int64_t i = 0; i < mr; i++) {
                 const int64_t row = i0 + ir + i, col = p0 + p;
                 out[i] = g->trans_a ? a[col * g->lda + row] : a[row * g->lda + col];
             }
-            for (int64_t i = mr; i < GEMM_MR; i++)
+            for (int64_t i = mr; i < MR; i++)
                 out[i] = 0;
-            out += GEMM_MR;
+            out += MR;
         }
     }
 }
 
 /* Packs the kb x nb block of B at (p0, j0) into NR-column panels, zero-padded. */
 static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
-                       int64_t kb, int64_t nb, T *restrict out)
+                       int64_t kb, int64_t nb, int64_t NR, T *restrict out)
 {
-    for (int64_t jr = 0; jr < nb; jr += GEMM_NR) {
-        const int64_t nr = min64(GEMM_NR, nb - jr);
+    for (int64_t jr = 0; jr < nb; jr += NR) {
+        const int64_t nr = min64(NR, nb - jr);
         for (int64_t p = 0; p < kb; p++) {
             const int64_t row = p0 + p;
             if (!g->trans_b) {
@@ -34,9 +34,9 @@ static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
                 for (int64_t j = 0; j < nr; j++)
                     out[j] = b[(j0 + jr + j) * g->ldb + row];
             }
-            for (int64_t j = nr; j < GEMM_NR; j++)
+            for (int64_t j = nr; j < NR; j++)
                 out[j] = 0;
-            out += GEMM_NR;
+            out += NR;
         }
     }
 }
@@ -54,21 +54,22 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
     }
     /* Packed A block, then packed B panel: the layout gemm_pack_bytes() sizes. */
     T *a_pack = (T *)pack;
-    T *b_pack = a_pack + min64(GEMM_MC, (g->m + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * min64(GEMM_KC, g->k);
+    T *b_pack = a_pack + packed_rows(g->m) * min64(GEMM_KC, g->k);
+    const int64_t MR = UKERNEL.mr, NR = UKERNEL.nr;
     for (int64_t jc = 0; jc < g->n; jc += GEMM_NC) {
         const int64_t nb = min64(GEMM_NC, g->n - jc);
         for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
             const int64_t kb = min64(GEMM_KC, g->k - pc);
             const int accumulate = g->accumulate || pc > 0;
-            FN(pack_b)(g, b, pc, jc, kb, nb, b_pack);
+            FN(pack_b)(g, b, pc, jc, kb, nb, NR, b_pack);
             for (int64_t ic = 0; ic < g->m; ic += GEMM_MC) {
                 const int64_t mb = min64(GEMM_MC, g->m - ic);
-                FN(pack_a)(g, a, ic, pc, mb, kb, a_pack);
-                for (int64_t jr = 0; jr < nb; jr += GEMM_NR)
-                    for (int64_t ir = 0; ir < mb; ir += GEMM_MR)
-                        UKERNEL(kb, a_pack + ir * kb, b_pack + jr * kb,
-                                c + (ic + ir) * g->ldc + jc + jr, g->ldc, accumulate,
-                                min64(GEMM_MR, mb - ir), min64(GEMM_NR, nb - jr));
+                FN(pack_a)(g, a, ic, pc, mb, kb, MR, a_pack);
+                for (int64_t jr = 0; jr < nb; jr += NR)
+                    for (int64_t ir = 0; ir < mb; ir += MR)
+                        UKERNEL.run(kb, a_pack + ir * kb, b_pack + jr * kb,
+                                    c + (ic + ir) * g->ldc + jc + jr, g->ldc, accumulate,
+                                    min64(MR, mb - ir), min64(NR, nb - jr));
             }
         }
     }

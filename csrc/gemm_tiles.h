@@ -1,21 +1,33 @@
-/* Register-tile and cache-block sizes shared by the GEMM driver and kernels. */
+/* Cache-block sizes and the micro-kernel table shared by the GEMM driver and kernels. */
 #ifndef PYCNN_GEMM_TILES_H
 #define PYCNN_GEMM_TILES_H
 #include <stdint.h>
 
-#define GEMM_MR 8      /* rows of C per micro-tile                       */
-#define GEMM_NR 16     /* columns of C per micro-tile: one AVX-512 float vector */
-#define GEMM_KC 256    /* depth of a packed block (A block stays in L2)  */
-#define GEMM_MC 96     /* rows of a packed A block                       */
-#define GEMM_NC 2048   /* columns of a packed B panel                    */
+#define GEMM_KC 256    /* depth of a packed block (an A block stays in L2)        */
+#define GEMM_MC 96     /* rows of a packed A block (a multiple of every kernel's MR) */
+#define GEMM_NC 2048   /* columns of a packed B panel (a multiple of every NR)      */
+#define GEMM_MR_MAX 8  /* largest MR of any kernel: bounds the packing space        */
+#define GEMM_NR_MAX 32 /* largest NR of any kernel                                 */
 
-typedef void (*ukernel_f32_fn)(int64_t, const float *, const float *, float *, int64_t, int, int64_t, int64_t);
-typedef void (*ukernel_f64_fn)(int64_t, const double *, const double *, double *, int64_t, int, int64_t, int64_t);
+/*
+ * Micro-kernel contract (BLIS): a is a packed mr_tile x k panel (column p at
+ * a[p * MR]), b a packed k x nr_tile panel (row p at b[p * NR]), both
+ * zero-padded to the full tile.  Writes the top-left mr x nr corner of the
+ * product into c (row stride ldc), adding to c when accumulate is set; c is
+ * never read when accumulate is 0.
+ */
+typedef void (*ukernel_f32_fn)(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                               int accumulate, int64_t mr, int64_t nr);
+typedef void (*ukernel_f64_fn)(int64_t k, const double *a, const double *b, double *c, int64_t ldc,
+                               int accumulate, int64_t mr, int64_t nr);
 
-void pycnn_gemm_ukernel_ref_f32(int64_t, const float *, const float *, float *, int64_t, int, int64_t, int64_t);
-void pycnn_gemm_ukernel_ref_f64(int64_t, const double *, const double *, double *, int64_t, int, int64_t, int64_t);
-void pycnn_gemm_ukernel_avx2_f32(int64_t, const float *, const float *, float *, int64_t, int, int64_t, int64_t);
-void pycnn_gemm_ukernel_avx2_f64(int64_t, const double *, const double *, double *, int64_t, int, int64_t, int64_t);
-void pycnn_gemm_ukernel_avx512_f32(int64_t, const float *, const float *, float *, int64_t, int, int64_t, int64_t);
-void pycnn_gemm_ukernel_avx512_f64(int64_t, const double *, const double *, double *, int64_t, int, int64_t, int64_t);
+typedef struct { ukernel_f32_fn run; int64_t mr, nr; } ukernel_f32_info;
+typedef struct { ukernel_f64_fn run; int64_t mr, nr; } ukernel_f64_info;
+
+extern const ukernel_f32_info pycnn_gemm_ukernel_ref_f32;
+extern const ukernel_f64_info pycnn_gemm_ukernel_ref_f64;
+extern const ukernel_f32_info pycnn_gemm_ukernel_avx2_f32;
+extern const ukernel_f64_info pycnn_gemm_ukernel_avx2_f64;
+extern const ukernel_f32_info pycnn_gemm_ukernel_avx512_f32;
+extern const ukernel_f64_info pycnn_gemm_ukernel_avx512_f64;
 #endif

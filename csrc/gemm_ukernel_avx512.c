@@ -1,12 +1,59 @@
-/* GEMM micro-kernels, avx512 build (flags set per file in setup.py). */
+/* AVX-512 GEMM micro-kernels (compiled with -mavx512f only for this file).
+ * float32: 8 x 32 tile, 16 zmm accumulators (two vectors per row). */
+#include <immintrin.h>
 #include <stdint.h>
 
-#define T float
-#define UKERNEL_NAME pycnn_gemm_ukernel_avx512_f32
-#include "gemm_ukernel.h"
-#undef T
-#undef UKERNEL_NAME
+#include "gemm_tiles.h"
 
+#define MR 8
+#define NR 32
+
+static void ukernel_f32(int64_t k, const float *restrict a, const float *restrict b, float *restrict c,
+                        int64_t ldc, int accumulate, int64_t mr, int64_t nr)
+{
+    __m512 lo[MR], hi[MR];
+    for (int i = 0; i < MR; i++)
+        lo[i] = hi[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < k; p++, a += MR, b += NR) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (int i = 0; i < MR; i++) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
+            hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);
+        }
+    }
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *row = c + i * ldc;
+            if (accumulate) {
+                lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(row));
+                hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(row + 16));
+            }
+            _mm512_storeu_ps(row, lo[i]);
+            _mm512_storeu_ps(row + 16, hi[i]);
+        }
+        return;
+    }
+    /* Edge tile: masked loads and stores touch only the mr x nr corner. */
+    const __mmask16 mask_lo = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    const __mmask16 mask_hi = (__mmask16)(nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (1u << (nr - 16)) - 1);
+    for (int64_t i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        if (accumulate) {
+            lo[i] = _mm512_add_ps(lo[i], _mm512_maskz_loadu_ps(mask_lo, row));
+            hi[i] = _mm512_add_ps(hi[i], _mm512_maskz_loadu_ps(mask_hi, row + 16));
+        }
+        _mm512_mask_storeu_ps(row, mask_lo, lo[i]);
+        _mm512_mask_storeu_ps(row + 16, mask_hi, hi[i]);
+    }
+}
+
+/* float64 keeps the portable kernel, vectorized by the compiler with these flags. */
 #define T double
-#define UKERNEL_NAME pycnn_gemm_ukernel_avx512_f64
+#define UKERNEL_NAME ukernel_f64
+#define UKERNEL_MR 8
+#define UKERNEL_NR 8
 #include "gemm_ukernel.h"
+
+const ukernel_f32_info pycnn_gemm_ukernel_avx512_f32 = {ukernel_f32, MR, NR};
+const ukernel_f64_info pycnn_gemm_ukernel_avx512_f64 = {ukernel_f64, 8, 8};

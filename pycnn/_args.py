@@ -105,6 +105,8 @@ def explicit_padding(op, padding, rank, sizes, kernels, strides, dilations, allo
         except TypeError:
             raise TypeError(f"{op}: padding must be a string, an int or a tuple; got "
                             f"{type(padding).__name__} {padding!r}") from None
+        if rank == 1 and len(items) == 2 and all(isinstance(v, numbers.Integral) for v in items):
+            items = (tuple(items),)   # 1-D explicit padding is (before, after)
         if len(items) != rank:
             raise ValueError(f"{op}: padding must have {rank} entries (one per spatial dimension); "
                              f"got {padding!r}")

@@ -649,7 +649,8 @@ def _global_pool(op, mode, rank, x, data_format, keepdims, dy=None):
         dy = dy.reshape(kept)
         return _pool(op, mode, rank, x_arr, spatial, None, "valid", data_format, dy=dy)
     y = _pool(op, mode, rank, x_arr, spatial, None, "valid", data_format)
-    return y if keepdims else y.reshape(y.shape[0], -1)
+    channels = y.shape[1] if data_format == "channels_first" else y.shape[-1]
+    return y if keepdims else y.reshape(y.shape[0], channels)
 
 
 def global_avg_pool1d(x, data_format="channels_last", keepdims=False):
@@ -811,11 +812,12 @@ def softmax_cross_entropy(logits, labels):
     probability rows (N, C).  Returns (loss, dlogits) with dlogits =
     (softmax(logits) - onehot) / N: softmax and cross-entropy fused."""
     op = "softmax_cross_entropy"
-    logits = as_float_array(op, "logits", logits)
+    # Contiguous copies: the sums must not depend on the caller's memory layout.
+    logits = np.ascontiguousarray(as_float_array(op, "logits", logits))
     if logits.ndim != 2:
         raise ValueError(f"{op}: logits must be 2-D (N, classes); got shape {shape_str(logits.shape)}")
     n, classes = logits.shape
-    labels = np.asarray(labels)
+    labels = np.ascontiguousarray(labels)
     if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1 and classes != 1):
         labels = labels.reshape(-1)
         if labels.dtype.kind not in "iu":
@@ -849,8 +851,8 @@ def softmax_cross_entropy(logits, labels):
 def mse(pred, target):
     """Mean squared error over every element, and its gradient 2 (pred - target) / size."""
     op = "mse"
-    pred = as_float_array(op, "pred", pred)
-    target = np.asarray(target, dtype=pred.dtype)
+    pred = np.ascontiguousarray(as_float_array(op, "pred", pred))
+    target = np.ascontiguousarray(target, dtype=pred.dtype)
     if target.shape != pred.shape:
         raise ValueError(f"{op}: target must have the prediction's shape {shape_str(pred.shape)}; "
                          f"got {shape_str(target.shape)}")
