@@ -74,9 +74,13 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     p->direct = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
                 d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
                 d->pad_right == 0 && d->groups == 1;
+    /* Depthwise filters (one input channel per group) are too thin for GEMM:
+     * they run as direct loops vectorized over channels, with no im2col. */
+    p->depthwise = p->cig == 1 && d->groups > 1;
+    const int no_col = p->direct || p->depthwise;
     const int64_t image_col_bytes = p->rows_per_image * p->k * size;
-    int64_t per_chunk = p->direct ? CONV_DIRECT_ROWS / max64(p->rows_per_image, 1)
-                                  : CONV_COL_BUDGET / max64(image_col_bytes, 1);
+    int64_t per_chunk = no_col ? CONV_DIRECT_ROWS / max64(p->rows_per_image, 1)
+                               : CONV_COL_BUDGET / max64(image_col_bytes, 1);
     per_chunk = max64(per_chunk, 1);
     /* Keep several chunks when the batch allows, so threads have work;
      * this depends only on the shape, never on the thread count. */
@@ -88,12 +92,13 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     if (!mul_ok(per_chunk, p->rows_per_image, &rows))
         return PYCNN_ERR_OVERFLOW;
     p->col_bytes = 0;
-    if (!p->direct && (!mul_ok(per_chunk, image_col_bytes, &p->col_bytes)))
+    if (!no_col && (!mul_ok(per_chunk, image_col_bytes, &p->col_bytes)))
         return PYCNN_ERR_OVERFLOW;
     p->col_bytes = align_up64(p->col_bytes);
     /* The GEMMs of all passes: (rows x cog x k), (rows x k x cog), (k x cog x rows). */
-    p->pack_bytes = align_up64(max64(gemm_pack_bytes(d->dtype, rows, max64(p->cog, p->k), max64(p->k, p->cog)),
-                                     gemm_pack_bytes(d->dtype, p->k, p->cog, rows)));
+    p->pack_bytes = p->depthwise ? 0 :
+        align_up64(max64(gemm_pack_bytes(d->dtype, rows, max64(p->cog, p->k), max64(p->k, p->cog)),
+                         gemm_pack_bytes(d->dtype, p->k, p->cog, rows)));
     if (!mul_ok(p->k * d->c_out + d->c_out, size, &partial))
         return PYCNN_ERR_OVERFLOW;
     p->partial_bytes = align_up64(partial);

@@ -18,6 +18,7 @@ typedef struct {
     int64_t rows_per_image;      /* oh * ow                              */
     int64_t images_per_chunk, chunks;
     int direct;                  /* 1x1, stride 1, no padding, 1 group: x is its own im2col */
+    int depthwise;               /* one input channel per group: direct loops, no GEMM */
     int64_t col_bytes, pack_bytes, partial_bytes, slot_bytes;
     int64_t slots;
 } conv_plan;

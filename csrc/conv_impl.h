@@ -83,6 +83,77 @@ static void FN(chunk_images)(const pycnn_conv2d_desc *d, const conv_plan *p, int
     *image1 = min64(d->n, *image0 + p->images_per_chunk);
 }
 
+/* ---- depthwise: groups == c_in, cog = c_out / c_in filters per channel ----
+ * Direct loops over output pixels and taps, innermost over channels. */
+
+/* Output pixels of images [image0, image1) for one tap (i, j): calls body with
+ * the input pixel, the output pixel and the tap's filter row.  */
+#define FOR_EACH_TAP(d, image0, image1, BODY)                                               \
+    for (int64_t n = image0; n < image1; n++)                                               \
+        for (int64_t oy = 0; oy < (d)->oh; oy++)                                             \
+            for (int64_t ox = 0; ox < (d)->ow; ox++)                                         \
+                for (int64_t i = 0; i < (d)->kh; i++) {                                      \
+                    const int64_t iy = oy * (d)->stride_h - (d)->pad_top + i * (d)->dilation_h; \
+                    if (iy < 0 || iy >= (d)->h)                                              \
+                        continue;                                                            \
+                    for (int64_t j = 0; j < (d)->kw; j++) {                                  \
+                        const int64_t ix = ox * (d)->stride_w - (d)->pad_left + j * (d)->dilation_w; \
+                        if (ix < 0 || ix >= (d)->w)                                          \
+                            continue;                                                        \
+                        const int64_t in_at = ((n * (d)->h + iy) * (d)->w + ix) * (d)->c_in;  \
+                        const int64_t out_at = ((n * (d)->oh + oy) * (d)->ow + ox) * (d)->c_out; \
+                        const int64_t tap_at = (i * (d)->kw + j) * (d)->c_out;               \
+                        BODY                                                                 \
+                    }                                                                        \
+                }
+
+static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *w,
+                                  const T *bias, T *y, int64_t image0, int64_t image1)
+{
+    const int64_t pixels = (image1 - image0) * d->oh * d->ow;
+    T *y0 = y + image0 * d->oh * d->ow * d->c_out;
+    for (int64_t r = 0; r < pixels; r++)
+        for (int64_t c = 0; c < d->c_out; c++)
+            y0[r * d->c_out + c] = bias != NULL ? bias[c] : 0;
+    FOR_EACH_TAP(d, image0, image1, {
+        const T *xp = x + in_at;
+        const T *wp = w + tap_at;
+        T *yp = y + out_at;
+        for (int64_t c = 0; c < d->c_in; c++)
+            for (int64_t m = 0; m < mult; m++)
+                yp[c * mult + m] += xp[c] * wp[c * mult + m];
+    })
+}
+
+static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult, const T *dy, const T *w,
+                                        T *dx, int64_t image0, int64_t image1)
+{
+    memset(dx + image0 * d->h * d->w * d->c_in, 0,
+           (size_t)((image1 - image0) * d->h * d->w * d->c_in) * sizeof(T));
+    FOR_EACH_TAP(d, image0, image1, {
+        const T *dyp = dy + out_at;
+        const T *wp = w + tap_at;
+        T *dxp = dx + in_at;
+        for (int64_t c = 0; c < d->c_in; c++)
+            for (int64_t m = 0; m < mult; m++)
+                dxp[c] += dyp[c * mult + m] * wp[c * mult + m];
+    })
+}
+
+/* Adds this chunk's filter gradient into dw_part [kh * kw, c_out]. */
+static void FN(depthwise_backward_filter)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *dy,
+                                          T *dw_part, int64_t image0, int64_t image1)
+{
+    FOR_EACH_TAP(d, image0, image1, {
+        const T *xp = x + in_at;
+        const T *dyp = dy + out_at;
+        T *dwp = dw_part + tap_at;
+        for (int64_t c = 0; c < d->c_in; c++)
+            for (int64_t m = 0; m < mult; m++)
+                dwp[c * mult + m] += xp[c] * dyp[c * mult + m];
+    })
+}
+
 pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *bias, T *y, char *ws)
 {
@@ -100,6 +171,10 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 continue;
             int64_t image0, image1;
             FN(chunk_images)(d, p, chunk, &image0, &image1);
+            if (p->depthwise) {
+                FN(depthwise_forward)(d, p->cog, x, w, bias, y, image0, image1);
+                continue;
+            }
             const int64_t rows = (image1 - image0) * p->rows_per_image;
             T *y_chunk = y + image0 * p->rows_per_image * d->c_out;
             for (int64_t g = 0; g < d->groups; g++) {
@@ -137,6 +212,10 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
             int64_t image0, image1;
             FN(chunk_images)(d, p, chunk, &image0, &image1);
             const int64_t rows = (image1 - image0) * p->rows_per_image;
+            if (p->depthwise) {
+                FN(depthwise_backward_data)(d, p->cog, dy, w, dx, image0, image1);
+                continue;
+            }
             const T *dy_chunk = dy + image0 * p->rows_per_image * d->c_out;
             T *dx_chunk = dx + image0 * d->h * d->w * d->c_in;
             if (p->direct) {   /* dx = dy * w^T, rows map one to one */
@@ -181,7 +260,12 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
             FN(chunk_images)(d, p, chunk, &image0, &image1);
             const int64_t rows = (image1 - image0) * p->rows_per_image;
             const T *dy_chunk = dy + image0 * p->rows_per_image * d->c_out;
-            for (int64_t g = 0; g < d->groups; g++) {
+            if (p->depthwise) {
+                if (first)
+                    memset(dw_part, 0, (size_t)w_count * sizeof(T));
+                FN(depthwise_backward_filter)(d, p->cog, x, dy, dw_part, image0, image1);
+            }
+            for (int64_t g = 0; g < d->groups && !p->depthwise; g++) {
                 const T *a = x + image0 * d->h * d->w * d->c_in;
                 if (!p->direct) {
                     FN(im2col)(d, p->cig, g, x, image0, image1, col);

@@ -411,11 +411,14 @@ def _transpose_geometry(op, in_sizes, kernel_sizes, strides, padding, output_pad
         extra = None if output_padding is None else output_padding[i]
         if padding == "valid":
             out = (n - 1) * s + effective + (max(effective, s) - effective if extra is None else extra)
-            crop = 0
+        elif extra is None:
+            out = n * s
         else:
-            out = n * s if extra is None else (n - 1) * s + effective % 2 + extra
-            # TensorFlow's rule: the split of the forward "same" conv over the output.
-            crop = max((-(-out // s) - 1) * s + effective - out, 0) // 2
+            out = (n - 1) * s + effective % 2 + extra
+        # The output is the span of all scattered taps, (n - 1) * s + k_eff, cropped at the
+        # start by the "before" padding of the forward "same" conv that maps it back
+        # (TensorFlow's rule; "valid" crops nothing).
+        crop = max((n - 1) * s + effective - out, 0) // 2 if padding == "same" else 0
         if out < 1:
             raise ValueError(f"{op}: output size would be {out} < 1 for input size {n}, kernel {k}, "
                              f"stride {s}, output_padding {extra}")
