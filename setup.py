@@ -68,6 +68,7 @@ setup(
             sources=engine_sources,
             include_dirs=[numpy.get_include(), "csrc"],
             define_macros=define_macros,
+            depends=sorted(glob("csrc/*.h") + glob("csrc/binding/*.h")),   # rebuild on header edits
             extra_compile_args=list(COMMON_FLAGS),
             extra_link_args=[],
         )

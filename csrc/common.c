@@ -30,18 +30,19 @@ static pycnn_interrupt_poll interrupt_poll = NULL;
 int pycnn_set_num_threads(int n)
 {
 #ifdef _OPENMP
-    num_threads = n < 1 ? 1 : n;
+    /* Atomic: another Python thread may be running a kernel that reads it. */
+    __atomic_store_n(&num_threads, n < 1 ? 1 : n, __ATOMIC_RELAXED);
 #else
-    (void)n;
-    num_threads = 1;   /* built without OpenMP: always serial */
+    (void)n;   /* built without OpenMP: always serial */
 #endif
-    return num_threads;
+    return pycnn_get_num_threads();
 }
 
 int pycnn_get_num_threads(void)
 {
 #ifdef _OPENMP
-    return num_threads > 0 ? num_threads : omp_get_num_procs();
+    const int n = __atomic_load_n(&num_threads, __ATOMIC_RELAXED);
+    return n > 0 ? n : omp_get_num_procs();
 #else
     return 1;
 #endif

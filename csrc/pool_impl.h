@@ -1,56 +1,78 @@
 /* Pooling passes, written once for float and double (included by pool.c). */
 
-/* Index (y * w + x) of the window's winning cell: the first maximum in
- * row-major order, or the first NaN, which then wins. */
-static int64_t FN(window_argmax)(const pycnn_pool2d_desc *d, const T *image, int64_t c,
-                                 int64_t y0, int64_t y1, int64_t x0, int64_t x1)
-{
-    int64_t best = y0 * d->w + x0;
-    T best_value = image[best * d->c + c];
-    for (int64_t iy = y0; iy < y1; iy++) {
-        for (int64_t ix = x0; ix < x1; ix++) {
-            const int64_t at = iy * d->w + ix;
-            const T v = image[at * d->c + c];
-            if (best_value != best_value)   /* a NaN already won */
-                return best;
-            if (v != v || v > best_value) {
-                best = at;
-                best_value = v;
-            }
-        }
-    }
-    return best;
-}
+/* Channels handled together by the max-pool backward pass (stack arrays). */
+#define POOL_CHANNEL_BLOCK 64
 
+/* Max-pool rule, per channel: a NaN already held stays; otherwise a NaN or a
+ * strictly larger value replaces the held one (so the first maximum wins).
+ * Bitwise & and | (not && and ||) keep it branch-free, so it vectorizes. */
+#define MAX_TAKES(held, v) (((held) == (held)) & (((v) > (held)) | ((v) != (v))))
+
+/* One image.  Loops run over the window's cells in row-major order with the
+ * channel loop innermost, so they vectorize over the contiguous channels. */
 static void FN(pool_image)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
                            T *out_image, int backward)
 {
+    const int64_t C = d->c;
     for (int64_t oy = 0; oy < d->oh; oy++) {
         const int64_t y0 = max64(oy * d->stride_h - d->pad_top, 0);
         const int64_t y1 = min64(oy * d->stride_h - d->pad_top + d->kh, d->h);
         for (int64_t ox = 0; ox < d->ow; ox++) {
             const int64_t x0 = max64(ox * d->stride_w - d->pad_left, 0);
             const int64_t x1 = min64(ox * d->stride_w - d->pad_left + d->kw, d->w);
-            const int64_t out_at = (oy * d->ow + ox) * d->c;
-            const T cells = (T)((y1 - y0) * (x1 - x0));
-            for (int64_t c = 0; c < d->c; c++) {
-                if (d->mode == PYCNN_POOL_MAX) {
-                    const int64_t at = FN(window_argmax)(d, image, c, y0, y1, x0, x1);
-                    if (backward)
-                        out_image[at * d->c + c] += dy_image[out_at + c];
-                    else
-                        out_image[out_at + c] = image[at * d->c + c];
-                } else if (backward) {
-                    const T share = dy_image[out_at + c] / cells;
+            T *out = out_image + (oy * d->ow + ox) * C;           /* forward: y row */
+            const T *dy = backward ? dy_image + (oy * d->ow + ox) * C : NULL;
+            const T inv_cells = (T)1 / (T)((y1 - y0) * (x1 - x0));
+            if (d->mode == PYCNN_POOL_AVG) {
+                if (!backward)
+                    for (int64_t c = 0; c < C; c++)
+                        out[c] = 0;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) {
+                        const int64_t at = (iy * d->w + ix) * C;
+                        if (backward)
+                            for (int64_t c = 0; c < C; c++)
+                                out_image[at + c] += dy[c] * inv_cells;
+                        else
+                            for (int64_t c = 0; c < C; c++)
+                                out[c] += image[at + c];
+                    }
+                if (!backward)
+                    for (int64_t c = 0; c < C; c++)
+                        out[c] *= inv_cells;
+            } else if (!backward) {
+                const T *first = image + (y0 * d->w + x0) * C;
+                for (int64_t c = 0; c < C; c++)
+                    out[c] = first[c];
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) {
+                        const T *cell = image + (iy * d->w + ix) * C;
+                        for (int64_t c = 0; c < C; c++)
+                            out[c] = MAX_TAKES(out[c], cell[c]) ? cell[c] : out[c];
+                    }
+            } else {
+                /* Route each dy to its window's winning cell, a block of channels at a time. */
+                for (int64_t c0 = 0; c0 < C; c0 += POOL_CHANNEL_BLOCK) {
+                    const int64_t cn = min64(POOL_CHANNEL_BLOCK, C - c0);
+                    T best[POOL_CHANNEL_BLOCK];
+                    int64_t where[POOL_CHANNEL_BLOCK];
+                    const int64_t first = (y0 * d->w + x0) * C + c0;
+                    for (int64_t c = 0; c < cn; c++) {
+                        best[c] = image[first + c];
+                        where[c] = first + c;
+                    }
                     for (int64_t iy = y0; iy < y1; iy++)
-                        for (int64_t ix = x0; ix < x1; ix++)
-                            out_image[(iy * d->w + ix) * d->c + c] += share;
-                } else {
-                    T sum = 0;
-                    for (int64_t iy = y0; iy < y1; iy++)
-                        for (int64_t ix = x0; ix < x1; ix++)
-                            sum += image[(iy * d->w + ix) * d->c + c];
-                    out_image[out_at + c] = sum / cells;
+                        for (int64_t ix = x0; ix < x1; ix++) {
+                            const int64_t at = (iy * d->w + ix) * C + c0;
+                            for (int64_t c = 0; c < cn; c++) {
+                                const T v = image[at + c];
+                                const int take = MAX_TAKES(best[c], v);
+                                best[c] = take ? v : best[c];
+                                where[c] = take ? at + c : where[c];
+                            }
+                        }
+                    for (int64_t c = 0; c < cn; c++)
+                        out_image[where[c]] += dy[c0 + c];
                 }
             }
         }

@@ -13,7 +13,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def shape_str(shape):
     """(8, 28, 28, 3) -> '(8, 28, 28, 3)' (also for one-element tuples)."""
-    return "(" + ", ".join(str(int(s)) if s is not None else "None" for s in shape) + ")"
+    items = [str(int(s)) if s is not None else "None" for s in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def as_float_array(op, name, value):

@@ -408,6 +408,9 @@ def _transpose_geometry(op, in_sizes, kernel_sizes, strides, padding, output_pad
     out_sizes, crops = [], []
     for i, (n, k, s, d) in enumerate(zip(in_sizes, kernel_sizes, strides, dilations)):
         effective = d * (k - 1) + 1
+        if (n - 1) * s + effective > _INT64_MAX:
+            raise ValueError(f"{op}: output size overflows int64 (({n} - 1) * stride {s} + "
+                             f"effective kernel {effective})")
         extra = None if output_padding is None else output_padding[i]
         if padding == "valid":
             out = (n - 1) * s + effective + (max(effective, s) - effective if extra is None else extra)
@@ -460,6 +463,7 @@ def _conv_transpose(op, x, kernel, bias, strides, padding, output_padding, dilat
     strides, dilations, out_sizes, crops = _transpose_geometry(
         op, x.shape[1:3], kernel.shape[:2], strides, padding, output_padding, dilation_rate)
     out_shape = (x.shape[0],) + out_sizes + (filters,)
+    _checked_count(op, "output", out_shape + (dtype.itemsize,))
     engine_geometry = (strides[0], strides[1], dilations[0], dilations[1], crops[0], crops[1])
     ws_bytes = _engine.conv2d_transpose_workspace_size(x.shape, kernel.shape[:3], out_sizes,
                                                        dtype == np.float64, engine_geometry)
@@ -506,12 +510,13 @@ def conv2d_transpose_backward(dy, x, kernel, bias=None, strides=1, padding="vali
 
 # ------------------------------------------------------------------ im2col
 
-def _im2col_geometry(op, x, kernel_size, strides, padding, dilation_rate):
-    _check_input(op, x, 2, "channels_last", what="x")
+def _im2col_geometry(op, image_shape, kernel_size, strides, padding, dilation_rate):
     kernel_size = int_tuple(op, "kernel_size", kernel_size, 2)
     strides, dilations, pads, out_sizes = _conv_geometry(
-        op, x.shape[1:3], kernel_size, strides, padding, dilation_rate, 2)
-    return kernel_size, _engine_geometry(2, strides, dilations, pads, 1), out_sizes
+        op, image_shape[1:3], kernel_size, strides, padding, dilation_rate, 2)
+    cols_shape = (image_shape[0],) + out_sizes + (kernel_size[0] * kernel_size[1] * image_shape[3],)
+    _checked_count(op, "cols", cols_shape + (8,))
+    return kernel_size, _engine_geometry(2, strides, dilations, pads, 1), cols_shape
 
 
 def im2col(x, kernel_size, strides=1, padding="valid", dilation_rate=1):
@@ -521,9 +526,10 @@ def im2col(x, kernel_size, strides=1, padding="valid", dilation_rate=1):
     pass of a convolution layer is one matrix multiplication."""
     op = "im2col"
     x = as_float_array(op, "x", x)
-    kernel_size, geometry, out_sizes = _im2col_geometry(op, x, kernel_size, strides, padding, dilation_rate)
-    cols = _empty(op, "cols", (x.shape[0],) + out_sizes + (kernel_size[0] * kernel_size[1] * x.shape[-1],),
-                  x.dtype.newbyteorder("="))
+    _check_input(op, x, 2, "channels_last", what="x")
+    kernel_size, geometry, cols_shape = _im2col_geometry(op, x.shape, kernel_size, strides, padding,
+                                                         dilation_rate)
+    cols = _empty(op, "cols", cols_shape, x.dtype.newbyteorder("="))
     _engine.im2col(_contiguous(x, cols.dtype), cols, kernel_size, geometry)
     return cols
 
@@ -533,11 +539,12 @@ def col2im(cols, input_shape, kernel_size, strides=1, padding="valid", dilation_
     op = "col2im"
     cols = as_float_array(op, "cols", cols)
     input_shape = int_tuple(op, "input_shape", input_shape, 4, minimum=0)
-    template = np.empty((0,) + input_shape[1:], cols.dtype) if input_shape[0] == 0 else \
-        np.broadcast_to(np.zeros((), cols.dtype), input_shape)
-    kernel_size, geometry, out_sizes = _im2col_geometry(op, template, kernel_size, strides, padding,
-                                                        dilation_rate)
-    expected = (input_shape[0],) + out_sizes + (kernel_size[0] * kernel_size[1] * input_shape[3],)
+    if any(s < 1 for s in input_shape[1:]):
+        raise ValueError(f"{op}: input_shape spatial size and channels must be >= 1; got "
+                         f"{shape_str(input_shape)}")
+    _checked_count(op, "input_shape", input_shape + (8,))
+    kernel_size, geometry, expected = _im2col_geometry(op, input_shape, kernel_size, strides, padding,
+                                                       dilation_rate)
     if cols.shape != expected:
         raise ValueError(f"col2im: cols must have shape {shape_str(expected)} for input_shape "
                          f"{shape_str(input_shape)}; got {shape_str(cols.shape)}")
