@@ -48,8 +48,10 @@ int pycnn_get_num_threads(void)
 #endif
 }
 
-int worker_threads(int64_t items)
+int worker_threads(int64_t items, int64_t work)
 {
+    if (work < PYCNN_PARALLEL_MIN_WORK)
+        return 1;
     return (int)min64(pycnn_get_num_threads(), max64(items, 1));
 }
 

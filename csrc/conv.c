@@ -88,6 +88,9 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     p->images_per_chunk = per_chunk;
     p->chunks = ceil_div64(d->n, per_chunk);
     p->slots = min64(CONV_SLOTS, max64(p->chunks, 1));
+    const int64_t work_dims[] = {d->n, p->rows_per_image, p->k, d->c_out};
+    if (!product_ok(work_dims, 4, &p->work))
+        p->work = INT64_MAX;
     int64_t rows, partial;
     if (!mul_ok(per_chunk, p->rows_per_image, &rows))
         return PYCNN_ERR_OVERFLOW;

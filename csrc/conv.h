@@ -21,6 +21,7 @@ typedef struct {
     int depthwise;               /* one input channel per group: direct loops, no GEMM */
     int64_t col_bytes, pack_bytes, partial_bytes, slot_bytes;
     int64_t slots;
+    int64_t work;                /* multiply-adds of one pass (saturating), to decide on threads */
 } conv_plan;
 
 /* Validates the geometry; negative trailing padding is allowed only for the

@@ -158,7 +158,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *bias, T *y, char *ws)
 {
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots)))
+    #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots), p->work))
     {
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
@@ -198,7 +198,7 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
                                     const T *dy, const T *w, T *dx, char *ws)
 {
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots)))
+    #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots), p->work))
     {
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
@@ -242,7 +242,7 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
     const int64_t used_slots = min64(p->slots, p->chunks);
     int stop = 0;
     /* Slot s reduces chunks s, s + slots, ... in order into its own partial. */
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(worker_threads(used_slots))
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(worker_threads(used_slots, p->work))
     for (int64_t s = 0; s < used_slots; s++) {
         char *slot = ws + s * p->slot_bytes;
         T *col = (T *)slot;

@@ -29,8 +29,11 @@ static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b;
 
 static inline size_t dtype_size(pycnn_dtype t) { return t == PYCNN_FLOAT64 ? 8 : 4; }
 
-/* Threads actually used for a loop of `items` independent work items. */
-int worker_threads(int64_t items);
+/* Threads for a loop of `items` independent work items totalling `work`
+ * multiply-adds (or elements): 1 below PYCNN_PARALLEL_MIN_WORK, where waking
+ * the workers costs more than the loop itself. */
+#define PYCNN_PARALLEL_MIN_WORK (1 << 18)
+int worker_threads(int64_t items, int64_t work);
 
 /* 1 if the interrupt poll asks to stop (call only from the calling thread). */
 int interrupt_requested(void);

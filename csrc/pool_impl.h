@@ -85,7 +85,7 @@ static pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T
 {
     const int64_t in_size = d->h * d->w * d->c, out_size = d->oh * d->ow * d->c;
     int stop = 0;
-    #pragma omp parallel for schedule(static) num_threads(worker_threads(d->n))
+    #pragma omp parallel for schedule(static) num_threads(worker_threads(d->n, d->n * in_size))
     for (int64_t n = 0; n < d->n; n++) {
         if (THREAD_ID() == 0 && interrupt_requested())
             __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
