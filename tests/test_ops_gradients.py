@@ -19,6 +19,18 @@ from tests import reference as ref
 EPS = 1e-6
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Finite differences call each forward op hundreds of times on tiny arrays, where waking
+    worker threads costs more than the work on a busy machine. Thread-count independence is
+    tested in test_ops_errors.py; here one thread keeps the module fast."""
+    import pycnn
+    previous = pycnn.get_num_threads()
+    pycnn.set_num_threads(1)
+    yield
+    pycnn.set_num_threads(previous)
+
+
 def numeric_gradient(loss, array, eps=EPS):
     """Central differences of the scalar loss() with respect to every element of array (in place)."""
     grad = np.zeros(array.shape)

@@ -24,6 +24,10 @@ F = torch.nn.functional
 
 RTOL = 1e-10
 
+# keras' torch backend trips NumPy 2's __array__(copy=...) deprecation; not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
 
 def _t(a, grad=False):
     return torch.tensor(np.ascontiguousarray(a), dtype=torch.float64, requires_grad=grad)
@@ -106,7 +110,8 @@ def test_conv1d_matches_torch(ops, rng, options):
 @pytest.mark.parametrize("dm, options", [(1, dict(padding=1)), (2, dict(strides=2, dilation_rate=1)),
                                          (3, dict(dilation_rate=2, padding=2))])
 def test_depthwise_conv2d_matches_torch_grouped_conv(ops, rng, dm, options):
-    x, k, b = rng.standard_normal((2, 8, 7, 3)), rng.standard_normal((3, 3, 3, dm)), rng.standard_normal(3 * dm)
+    x, k = rng.standard_normal((2, 8, 7, 3)), rng.standard_normal((3, 3, 3, dm))
+    b = rng.standard_normal(3 * dm)
     p = options.get("padding", 0)
     xt, kt, bt = _t(ref.nhwc_to_nchw(x), True), _t(ref.depthwise_to_torch(k), True), _t(b, True)
     yt = F.conv2d(xt, kt, bt, stride=options.get("strides", 1), padding=p,
@@ -240,10 +245,24 @@ def _keras_call(keras, layer, x, weights=()):
                                         (28, 28, 5, 1)])
 def test_keras_conv2d_same(keras, ops, rng, h, w, k, s):
     """Keras "same" puts the odd padding cell after: 8x8, k 3, s 2 pads 0 before / 1 after."""
-    x, kernel, b = rng.standard_normal((2, h, w, 3)), rng.standard_normal((k, k, 3, 4)), rng.standard_normal(4)
+    x, kernel = rng.standard_normal((2, h, w, 3)), rng.standard_normal((k, k, 3, 4))
+    b = rng.standard_normal(4)
     layer = keras.layers.Conv2D(4, k, strides=s, padding="same", dtype="float64")
     _close(ops.conv2d(x, kernel, b, strides=s, padding="same"),
            _keras_call(keras, layer, x, (kernel, b)), "Conv2D same")
+
+
+def test_keras_conv2d_groups_dilation_and_dense(keras, ops, rng):
+    x = rng.standard_normal((2, 9, 8, 6))
+    kernel, b = rng.standard_normal((3, 3, 2, 9)), rng.standard_normal(9)
+    layer = keras.layers.Conv2D(9, 3, padding="same", groups=3, dilation_rate=2, dtype="float64")
+    _close(ops.conv2d(x, kernel, b, padding="same", groups=3, dilation_rate=2),
+           _keras_call(keras, layer, x, (kernel, b)), "Conv2D groups")
+    w, bd = rng.standard_normal((6, 4)), rng.standard_normal(4)
+    layer = keras.layers.Dense(4, dtype="float64")
+    # Keras' torch matmul loses float64 precision here (~1e-7 relative), like its mean.
+    np.testing.assert_allclose(ops.dense(x, w, bd), _keras_call(keras, layer, x, (w, bd)),
+                               rtol=1e-5, atol=1e-6, err_msg="Dense on 4-D input")
 
 
 def test_keras_same_is_not_symmetric_padding_for_even_sizes(ops, rng):
@@ -258,7 +277,8 @@ def test_keras_same_is_not_symmetric_padding_for_even_sizes(ops, rng):
 @pytest.mark.parametrize("padding, s, d", [("causal", 1, 2), ("same", 2, 1), ("valid", 3, 1),
                                            ("causal", 1, 1)])
 def test_keras_conv1d(keras, ops, rng, padding, s, d):
-    x, kernel, b = rng.standard_normal((2, 10, 3)), rng.standard_normal((3, 3, 5)), rng.standard_normal(5)
+    x, kernel = rng.standard_normal((2, 10, 3)), rng.standard_normal((3, 3, 5))
+    b = rng.standard_normal(5)
     layer = keras.layers.Conv1D(5, 3, strides=s, padding=padding, dilation_rate=d, dtype="float64")
     _close(ops.conv1d(x, kernel, b, strides=s, padding=padding, dilation_rate=d),
            _keras_call(keras, layer, x, (kernel, b)), f"Conv1D {padding}")
@@ -266,7 +286,8 @@ def test_keras_conv1d(keras, ops, rng, padding, s, d):
 
 @pytest.mark.parametrize("dm, s, padding", [(1, 1, "same"), (2, 2, "same"), (3, 1, "valid")])
 def test_keras_depthwise_conv2d(keras, ops, rng, dm, s, padding):
-    x, kernel, b = rng.standard_normal((2, 8, 7, 3)), rng.standard_normal((3, 3, 3, dm)), rng.standard_normal(3 * dm)
+    x, kernel = rng.standard_normal((2, 8, 7, 3)), rng.standard_normal((3, 3, 3, dm))
+    b = rng.standard_normal(3 * dm)
     layer = keras.layers.DepthwiseConv2D(3, strides=s, padding=padding, depth_multiplier=dm,
                                          dtype="float64")
     _close(ops.depthwise_conv2d(x, kernel, b, strides=s, padding=padding),
@@ -276,12 +297,16 @@ def test_keras_depthwise_conv2d(keras, ops, rng, dm, s, padding):
 # Only settings where Keras' torch backend agrees with TensorFlow (Keras warns otherwise).
 KERAS_TRANSPOSE = [(2, 2, "same", None), (2, 2, "valid", None), (3, 2, "valid", None),
                    (3, 2, "valid", 1), (4, 2, "same", None), (3, 1, "same", None),
-                   (3, 3, "valid", 2), (1, 2, "valid", None), (3, 2, "same", 0)]
+                   (3, 3, "valid", 2), (1, 2, "valid", None), (3, 2, "same", 0),
+                   # even kernel, output_padding 0: out = (n-1)*s, which conv2d "same" maps back
+                   # to n-1, not n; Keras (torch) crops k_eff/2 from the start of the full output.
+                   (2, 2, "same", 0), (4, 2, "same", 0)]
 
 
 @pytest.mark.parametrize("k, s, padding, output_padding", KERAS_TRANSPOSE)
 def test_keras_conv2d_transpose(keras, ops, rng, k, s, padding, output_padding):
-    x, kernel, b = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((k, k, 2, 3)), rng.standard_normal(2)
+    x, kernel = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((k, k, 2, 3))
+    b = rng.standard_normal(2)
     layer = keras.layers.Conv2DTranspose(2, k, strides=s, padding=padding,
                                          output_padding=output_padding, dtype="float64")
     with warnings.catch_warnings():

@@ -254,6 +254,8 @@ def _transpose_cases():
                    padding="valid"),
         _conv_case("conv2d_transpose", (1, 4, 4, 2), (2, 2, 4, 2), strides=2, padding="same"),
         _conv_case("conv2d_transpose", (2, 3, 5, 2), (3, 2, 2, 2), strides=(2, 3), padding="same"),
+        _conv_case("conv2d_transpose", (2, 4, 3, 2), (4, 2, 3, 2), strides=2, padding="same",
+                   output_padding=0),                    # even kernel, op 0: out = (n-1)*s
         _conv_case("conv2d_transpose", (0, 3, 3, 2), (3, 3, 2, 2), strides=2, padding="same"),
     ]
     return cases
@@ -427,6 +429,18 @@ def test_max_pool_backward_routes_to_first_maximum(ops, rng, op):
                                    rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("padding", ["same", 1, ((1, 0), (0, 1))])
+def test_padded_cells_never_win_a_max_and_never_count_in_an_average(ops, rng, padding):
+    # All inputs negative: a zero-padded max would return 0 at the border.
+    x = -1.0 - rng.random((2, 5, 6, 3))
+    y = ops.max_pool2d(x, 3, 2, padding)
+    assert np.all(y < 0)
+    np.testing.assert_allclose(y, ref.max_pool2d(x, 3, 2, padding), rtol=1e-12)
+    # All inputs one: an average that counted padded zeros would drop below 1 at the border.
+    np.testing.assert_allclose(ops.avg_pool2d(np.ones((2, 5, 6, 3)), 3, 2, padding), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(ops.avg_pool1d(np.ones((2, 7, 3)), 3, 2, "same"), 1.0, rtol=1e-12)
+
+
 # ============================================================ global pools
 
 
@@ -465,7 +479,7 @@ def test_global_pool(ops, rng, op, keepdims, data_format, dtype, n):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
 @pytest.mark.parametrize("x_shape, units, bias", [
     ((4, 5), 3, True), ((1, 7), 1, False), ((0, 5), 3, True), ((2, 3, 5), 4, True),
-    ((3, 16), 10, False)])
+    ((3, 16), 10, False), ((5,), 3, True)])
 def test_dense(ops, rng, x_shape, units, bias, dtype):
     x = random_array(rng, x_shape, dtype)
     kernel = random_array(rng, (x_shape[-1], units), dtype)
@@ -553,3 +567,104 @@ def test_im2col_col2im(ops, rng, options, dtype, n):
     cols = random_array(rng, expected.shape, dtype)
     assert_matches(ops.col2im(cols, x.shape, **options), ref.col2im(cols, x.shape, **options),
                    dtype, "col2im")
+
+
+# ============================================================ shapes that cross GEMM blocks
+
+
+# The engine's GEMM packs KC = 256 deep, MC = 96 rows, NC = 2048 columns in micro-tiles of up to
+# 8 x 32 (csrc/gemm_tiles.h); tiny sweep shapes never leave the first block, these do.
+MEDIUM_CONV = [
+    # x (N, H, W, C), kernel (kh, kw, c_in/groups, c_out), options -> M = N*OH*OW, K, N = c_out
+    ((3, 13, 11, 37), (3, 3, 37, 70), dict(padding="same")),            # M 429, K 333, N 70
+    ((2, 17, 16, 30), (3, 3, 15, 34), dict(strides=2, groups=2)),       # K 135 per group
+    ((4, 9, 10, 300), (1, 1, 300, 19), dict()),                          # 1x1: K 300, M 360
+    ((1, 20, 20, 3), (5, 5, 3, 129), dict(padding="same", dilation_rate=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("x_shape, k_shape, options", MEDIUM_CONV,
+                         ids=[f"x{c[0]}-k{c[1]}".replace(" ", "") for c in MEDIUM_CONV])
+def test_conv2d_medium_shapes_cross_gemm_blocks(ops, rng, x_shape, k_shape, options, dtype):
+    x, k = random_array(rng, x_shape, dtype), random_array(rng, k_shape, dtype)
+    b = random_array(rng, (k_shape[-1],), dtype)
+    expected = ref.conv2d(x, k, b, **options)
+    assert_matches(ops.conv2d(x, k, b, **options), expected, dtype, "conv2d")
+    dy = random_array(rng, expected.shape, dtype)
+    dx, dk, db = ops.conv2d_backward(dy, x, k, b, **options)
+    exp_dx, exp_dk, exp_db = ref.conv2d_backward(dy, x, k, b, **options)
+    assert_matches(dx, exp_dx, dtype, "dx")
+    assert_matches(dk, exp_dk, dtype, "dkernel")
+    assert_matches(db, exp_db, dtype, "dbias")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("x_shape, units", [((7, 600), 130), ((3, 5), 2100), ((100, 97), 33)])
+def test_dense_medium_shapes_cross_gemm_blocks(ops, rng, x_shape, units, dtype):
+    x, k = random_array(rng, x_shape, dtype), random_array(rng, (x_shape[-1], units), dtype)
+    b = random_array(rng, (units,), dtype)
+    assert_matches(ops.dense(x, k, b), ref.dense(x, k, b), dtype, "dense")
+    dy = random_array(rng, x_shape[:-1] + (units,), dtype)
+    for got, want, what in zip(ops.dense_backward(dy, x, k, b), ref.dense_backward(dy, x, k, b),
+                               ("dx", "dkernel", "dbias")):
+        assert_matches(got, want, dtype, what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+def test_transpose_and_depthwise_medium_shapes(ops, rng, dtype):
+    x = random_array(rng, (2, 12, 11, 40), dtype)
+    kt = random_array(rng, (3, 3, 33, 40), dtype)
+    assert_matches(ops.conv2d_transpose(x, kt, None, 2, "same"),
+                   ref.conv2d_transpose(x, kt, None, 2, "same"), dtype, "conv2d_transpose")
+    kd = random_array(rng, (3, 3, 40, 2), dtype)
+    assert_matches(ops.depthwise_conv2d(x, kd, None, 1, "same"),
+                   ref.depthwise_conv2d(x, kd, None, 1, "same"), dtype, "depthwise_conv2d")
+
+
+# ============================================================ random configurations
+
+
+def _random_padding(rng, rank):
+    forms = ["valid", "same", int(rng.integers(0, 3))]
+    if rank == 2:
+        forms += [tuple(int(p) for p in rng.integers(0, 3, 2)),
+                  tuple(tuple(int(p) for p in rng.integers(0, 3, 2)) for _ in range(2))]
+    else:
+        forms += ["causal", tuple(int(p) for p in rng.integers(0, 3, 2))]
+    return forms[int(rng.integers(len(forms)))]
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("op", ["conv2d", "conv1d"])
+def test_conv_random_configurations(ops, op, seed):
+    """Seeded random geometry (deterministic): either the op matches the reference forward and
+    backward, or the output would be empty and the op says so with a ValueError."""
+    rng = np.random.default_rng(1000 + seed)
+    rank = 2 if op == "conv2d" else 1
+    groups = int(rng.choice([1, 1, 2, 3]))
+    c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    spatial = tuple(int(v) for v in rng.integers(1, 9, rank))
+    kernel_size = tuple(int(v) for v in rng.integers(1, 5, rank))
+    options = dict(strides=tuple(int(v) for v in rng.integers(1, 4, rank)),
+                   dilation_rate=tuple(int(v) for v in rng.integers(1, 4, rank)),
+                   padding=_random_padding(rng, rank), groups=groups)
+    dtype = DTYPES[seed % 2]
+    x = random_array(rng, (int(rng.integers(0, 4)),) + spatial + (c_in,), dtype)
+    kernel = random_array(rng, kernel_size + (c_in // groups, c_out), dtype)
+    bias = random_array(rng, (c_out,), dtype) if seed % 3 else None
+    try:
+        expected = getattr(ref, op)(x, kernel, bias, **options)
+    except ValueError:          # the reference found an empty output
+        with pytest.raises(ValueError, match=rf"{op}: effective kernel"):
+            getattr(ops, op)(x, kernel, bias, **options)
+        return
+    assert_matches(getattr(ops, op)(x, kernel, bias, **options), expected, dtype, op)
+    dy = random_array(rng, expected.shape, dtype)
+    got = getattr(ops, op + "_backward")(dy, x, kernel, bias, **options)
+    want = getattr(ref, op + "_backward")(dy, x, kernel, bias, **options)
+    for g, w, what in zip(got, want, ("dx", "dkernel", "dbias")):
+        if w is None:
+            assert g is None
+        else:
+            assert_matches(g, w, dtype, what)
