@@ -184,6 +184,7 @@ static PyMethodDef *const families[] = {
     module_methods,
     pycnn_conv_methods,
     pycnn_pool_methods,
+    pycnn_bench_methods,
 };
 
 static struct PyModuleDef engine_module = {
