@@ -101,6 +101,47 @@ static inline axis_taps axis_sample(double pos, int64_t len, int order)
     return t;
 }
 
+/* The columns [*j0, *j1) of an output row whose sample position v0 + a*j (rows) and
+ * u0 + b*j (columns) lies strictly inside the image, shrunk by one column at each end
+ * so rounding can never push a position across the border.  Empty when none. */
+static void inside_columns(double v0, double a, double u0, double b, int64_t h, int64_t w,
+                           int64_t ow, int64_t *j0, int64_t *j1)
+{
+    const double margin = 1e-6;
+    double lo = 0.0, hi = (double)ow;   /* real interval of j, open at both ends */
+    const double start[2] = {v0, u0}, slope[2] = {a, b}, top[2] = {(double)(h - 1), (double)(w - 1)};
+    for (int axis = 0; axis < 2; axis++) {
+        const double s0 = start[axis], sl = slope[axis];
+        const double low = margin, high = top[axis] - margin;
+        if (!(high > low) || !isfinite(s0) || !isfinite(sl)) {
+            *j0 = *j1 = 0;
+            return;
+        }
+        if (sl > 0) {
+            lo = fmax(lo, (low - s0) / sl);
+            hi = fmin(hi, (high - s0) / sl);
+        } else if (sl < 0) {
+            lo = fmax(lo, (high - s0) / sl);
+            hi = fmin(hi, (low - s0) / sl);
+        } else if (!(s0 > low && s0 < high)) {
+            *j0 = *j1 = 0;
+            return;
+        }
+    }
+    if (!(hi - lo > 2.0)) {
+        *j0 = *j1 = 0;
+        return;
+    }
+    *j0 = (int64_t)floor(lo) + 2;   /* lo, hi lie in [-1, ow + 1] here: casts are safe */
+    *j1 = (int64_t)ceil(hi) - 1;
+    if (*j0 < 0)
+        *j0 = 0;
+    if (*j1 > ow)
+        *j1 = ow;
+    if (*j1 < *j0)
+        *j1 = *j0;
+}
+
 pycnn_status pycnn_warp_check(const pycnn_warp_desc *d)
 {
     if (d == NULL)
@@ -224,6 +265,27 @@ static inline void AUG_FN(sample_pixel)(const pycnn_warp_desc *d, const AUGMENT_
         out[ch] = w00 * p00[ch] + w01 * p01[ch] + w10 * p10[ch] + w11 * p11[ch];
 }
 
+/* Bilinear samples of output pixels (i, j0..j1-1) known to lie inside the image: the
+ * same arithmetic as sample_pixel (bit-identical results) without the boundary work. */
+static void AUG_FN(bilinear_inside)(const pycnn_warp_desc *d, const AUGMENT_T *img, const double *m,
+                                    int64_t i, int64_t j0, int64_t j1, AUGMENT_T *out_row)
+{
+    const int64_t c = d->c, w = d->w;
+    for (int64_t j = j0; j < j1; j++) {
+        const double r = m[0] * (double)i + m[1] * (double)j + m[2];
+        const double q = m[3] * (double)i + m[4] * (double)j + m[5];
+        const int64_t ir = (int64_t)r, iq = (int64_t)q;   /* r, q > 0: truncation is floor */
+        const double wr1 = r - (double)ir, wr0 = 1.0 - wr1, wq1 = q - (double)iq, wq0 = 1.0 - wq1;
+        const AUGMENT_T w00 = (AUGMENT_T)(wr0 * wq0), w01 = (AUGMENT_T)(wr0 * wq1);
+        const AUGMENT_T w10 = (AUGMENT_T)(wr1 * wq0), w11 = (AUGMENT_T)(wr1 * wq1);
+        const AUGMENT_T *p00 = img + (ir * w + iq) * c, *p01 = p00 + c;
+        const AUGMENT_T *p10 = p00 + w * c, *p11 = p10 + c;
+        AUGMENT_T *o = out_row + j * c;
+        for (int64_t ch = 0; ch < c; ch++)
+            o[ch] = w00 * p00[ch] + w01 * p01[ch] + w10 * p10[ch] + w11 * p11[ch];
+    }
+}
+
 static void AUG_FN(affine_image)(const pycnn_warp_desc *d, const void *xv, const double *mats,
                                  void *yv, int64_t k)
 {
@@ -238,10 +300,22 @@ static void AUG_FN(affine_image)(const pycnn_warp_desc *d, const void *xv, const
         return;
     }
     for (int64_t i = 0; i < d->oh; i++) {
+        AUGMENT_T *out_row = out + i * d->ow * d->c;
+        /* Columns whose bilinear taps all lie inside take the fast path; the rest (near
+         * the borders) go through the full boundary handling. */
+        int64_t j0 = 0, j1 = 0;
+        if (d->order == 1)
+            inside_columns(m[0] * (double)i + m[2], m[1], m[3] * (double)i + m[5], m[4],
+                           d->h, d->w, d->ow, &j0, &j1);
         for (int64_t j = 0; j < d->ow; j++) {
+            if (j == j0 && j1 > j0) {
+                AUG_FN(bilinear_inside)(d, img, m, i, j0, j1, out_row);
+                j = j1 - 1;
+                continue;
+            }
             const double r = m[0] * (double)i + m[1] * (double)j + m[2];
             const double q = m[3] * (double)i + m[4] * (double)j + m[5];
-            AUG_FN(sample_pixel)(d, img, r, q, out + (i * d->ow + j) * d->c);
+            AUG_FN(sample_pixel)(d, img, r, q, out_row + j * d->c);
         }
     }
 }

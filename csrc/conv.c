@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "gemm_tiles.h"
 
 #define T float
 #define FN(name) name##_f32
@@ -78,33 +79,54 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
      * they run as direct loops vectorized over channels, with no im2col. */
     p->depthwise = p->cig == 1 && d->groups > 1;
     const int no_col = p->direct || p->depthwise;
-    const int64_t image_col_bytes = p->rows_per_image * p->k * size;
-    int64_t per_chunk = no_col ? CONV_DIRECT_ROWS / max64(p->rows_per_image, 1)
-                               : CONV_COL_BUDGET / max64(image_col_bytes, 1);
-    per_chunk = max64(per_chunk, 1);
-    /* Keep several chunks when the batch allows, so threads have work;
-     * this depends only on the shape, never on the thread count. */
-    per_chunk = min64(per_chunk, max64(ceil_div64(d->n, CONV_SLOTS), 1));
-    p->images_per_chunk = per_chunk;
-    p->chunks = ceil_div64(d->n, per_chunk);
+    const int64_t row_bytes = no_col ? 0 : p->k * size;
+    const int64_t budget_rows = no_col ? CONV_DIRECT_ROWS : max64(CONV_COL_BUDGET / max64(row_bytes, 1), 1);
+    p->images = d->n;
+    if (p->rows_per_image <= budget_rows) {
+        /* Whole images per chunk, but several chunks when the batch allows so
+         * threads have work; this depends only on the shape, never on threads. */
+        p->pieces = 1;
+        p->images_per_chunk = min64(budget_rows / p->rows_per_image, max64(ceil_div64(d->n, CONV_SLOTS), 1));
+        p->rows_per_piece = p->images_per_chunk * p->rows_per_image;
+        p->chunks = ceil_div64(d->n, p->images_per_chunk);
+    } else {
+        /* An image larger than the budget is cut into balanced pieces of rows. */
+        p->pieces = ceil_div64(p->rows_per_image, budget_rows);
+        p->rows_per_piece = ceil_div64(p->rows_per_image, p->pieces);
+        p->images_per_chunk = 1;
+        if (!mul_ok(d->n, p->pieces, &p->chunks))
+            return PYCNN_ERR_OVERFLOW;
+    }
     p->slots = min64(CONV_SLOTS, max64(p->chunks, 1));
     const int64_t work_dims[] = {d->n, p->rows_per_image, p->k, d->c_out};
     if (!product_ok(work_dims, 4, &p->work))
         p->work = INT64_MAX;
-    int64_t rows, partial;
-    if (!mul_ok(per_chunk, p->rows_per_image, &rows))
-        return PYCNN_ERR_OVERFLOW;
+    const int64_t rows = p->rows_per_piece;   /* the most rows any chunk has */
+    int64_t partial;
     p->col_bytes = 0;
-    if (!no_col && (!mul_ok(per_chunk, image_col_bytes, &p->col_bytes)))
+    if (!no_col && !mul_ok(rows, row_bytes, &p->col_bytes))
         return PYCNN_ERR_OVERFLOW;
     p->col_bytes = align_up64(p->col_bytes);
-    /* The GEMMs of all passes: (rows x cog x k), (rows x k x cog), (k x cog x rows). */
+    /* Few output channels per group fill a GEMM tile's rows far better than its
+     * (wide) columns: such layers compute y^T = w^T col^T into a buffer of
+     * cog x rows and transpose it, and keep their weight gradient transposed. */
+    p->narrow = !p->depthwise && p->cog <= GEMM_MR_MAX && p->k >= GEMM_MR_MAX;
+    p->narrow_bytes = 0;
+    if (p->narrow && !mul_ok(rows * size, p->cog, &p->narrow_bytes))
+        return PYCNN_ERR_OVERFLOW;
+    p->narrow_bytes = align_up64(p->narrow_bytes);
+    if (!add_ok(p->col_bytes, p->narrow_bytes, &p->col_bytes))
+        return PYCNN_ERR_OVERFLOW;
+    /* The GEMMs of all passes, in both orientations. */
     p->pack_bytes = p->depthwise ? 0 :
         align_up64(max64(gemm_pack_bytes(d->dtype, rows, max64(p->cog, p->k), max64(p->k, p->cog)),
-                         gemm_pack_bytes(d->dtype, p->k, p->cog, rows)));
+                         gemm_pack_bytes(d->dtype, max64(p->k, p->cog), max64(p->k, rows), max64(rows, p->k))));
     if (!mul_ok(p->k * d->c_out + d->c_out, size, &partial))
         return PYCNN_ERR_OVERFLOW;
     p->partial_bytes = align_up64(partial);
+    /* Large weights (a big dense layer): one partial gradient, not one per slot. */
+    if (p->partial_bytes > CONV_PARTIAL_BUDGET / CONV_SLOTS)
+        p->slots = 1;
     if (!add_ok(p->col_bytes, p->pack_bytes, &p->slot_bytes) ||
         !add_ok(p->slot_bytes, p->partial_bytes, &p->slot_bytes))
         return PYCNN_ERR_OVERFLOW;
@@ -233,10 +255,11 @@ pycnn_status pycnn_im2col_forward(const pycnn_conv2d_desc *d, const void *x, voi
         return st;
     if (x == NULL || cols == NULL)
         return PYCNN_ERR_NULL_POINTER;
+    const int64_t rows = plain.n * plain.oh * plain.ow;
     if (plain.dtype == PYCNN_FLOAT32)
-        im2col_f32(&plain, plain.c_in, 0, x, 0, plain.n, cols);
+        im2col_f32(&plain, plain.c_in, 0, x, 0, rows, cols);
     else
-        im2col_f64(&plain, plain.c_in, 0, x, 0, plain.n, cols);
+        im2col_f64(&plain, plain.c_in, 0, x, 0, rows, cols);
     return PYCNN_OK;
 }
 
@@ -249,10 +272,11 @@ pycnn_status pycnn_col2im_forward(const pycnn_conv2d_desc *d, const void *cols, 
     if (x == NULL || cols == NULL)
         return PYCNN_ERR_NULL_POINTER;
     memset(x, 0, (size_t)(plain.n * plain.h * plain.w * plain.c_in) * dtype_size(plain.dtype));
+    const int64_t rows = plain.n * plain.oh * plain.ow;
     if (plain.dtype == PYCNN_FLOAT32)
-        col2im_f32(&plain, plain.c_in, 0, cols, 0, plain.n, x);
+        col2im_f32(&plain, plain.c_in, 0, cols, 0, rows, x);
     else
-        col2im_f64(&plain, plain.c_in, 0, cols, 0, plain.n, x);
+        col2im_f64(&plain, plain.c_in, 0, cols, 0, rows, x);
     return PYCNN_OK;
 }
 

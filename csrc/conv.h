@@ -9,20 +9,42 @@
 #define CONV_SLOTS 4
 /* Target bytes of one chunk's im2col buffer. */
 #define CONV_COL_BUDGET (1 << 20)
+/* Most bytes the slots' partial weight gradients may take together. */
+#define CONV_PARTIAL_BUDGET (64 << 20)
 /* Target rows of one chunk when no im2col buffer is needed (1x1 convolutions). */
 #define CONV_DIRECT_ROWS 4096
 
 typedef struct {
     int64_t cig, cog;            /* channels per group, in and out       */
     int64_t k;                   /* im2col row length kh * kw * cig      */
+    int64_t images;              /* n                                    */
     int64_t rows_per_image;      /* oh * ow                              */
-    int64_t images_per_chunk, chunks;
+    /* Chunks of output rows: `images_per_chunk` whole images when one image
+     * fits the budget (pieces == 1), else each image cut into `pieces` chunks
+     * of up to `rows_per_piece` rows.  Chunk c of a cut image is piece
+     * c % pieces of image c / pieces. */
+    int64_t images_per_chunk, pieces, rows_per_piece, chunks;
     int direct;                  /* 1x1, stride 1, no padding, 1 group: x is its own im2col */
     int depthwise;               /* one input channel per group: direct loops, no GEMM */
+    int narrow;                  /* few output channels: GEMMs run transposed (see conv.c) */
+    int64_t narrow_bytes;        /* the transposed output buffer, inside col_bytes */
     int64_t col_bytes, pack_bytes, partial_bytes, slot_bytes;
     int64_t slots;
     int64_t work;                /* multiply-adds of one pass (saturating), to decide on threads */
 } conv_plan;
+
+/* First output row and row count of chunk `chunk`. */
+static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m0, int64_t *rows)
+{
+    if (p->pieces == 1) {
+        *m0 = chunk * p->images_per_chunk * p->rows_per_image;
+        *rows = min64(p->images_per_chunk, p->images - chunk * p->images_per_chunk) * p->rows_per_image;
+    } else {
+        const int64_t start = chunk % p->pieces * p->rows_per_piece;
+        *m0 = chunk / p->pieces * p->rows_per_image + start;
+        *rows = min64(p->rows_per_piece, p->rows_per_image - start);
+    }
+}
 
 /* Validates the geometry; negative trailing padding is allowed only for the
  * transposed convolution's internal descriptor (allow_negative_end). */
@@ -38,9 +60,9 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
                                             const T *x, const T *dy, T *dw, T *dbias,     \
                                             char *ws);                                     \
     void im2col_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
-                      const T *x, int64_t image0, int64_t image1, T *col);                 \
+                      const T *x, int64_t m0, int64_t rows, T *col);                       \
     void col2im_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
-                      const T *col, int64_t image0, int64_t image1, T *x);                 \
+                      const T *col, int64_t m0, int64_t rows, T *x);                       \
     void add_bias_##SFX(T *y, const T *bias, int64_t rows, int64_t channels);              \
     void add_row_sums_##SFX(const T *dy, int64_t rows, int64_t channels, T *sum);
 DECLARE_CONV_PASSES(f32, float)

@@ -1,60 +1,63 @@
 /*
  * Convolution passes, written once for float and double (included by
- * conv.c with T and FN(name) defined).  Every pass works on chunks of whole
- * images: im2col of the chunk, then one GEMM per group.  Chunks are spread
- * over threads; the backward-filter reduction keeps one partial per slot and
- * adds the slots in a fixed order.
+ * conv.c with T and FN(name) defined).  Every pass works on chunks of output
+ * rows (the flattened n, oh, ow; see conv_chunk_rows): im2col of the chunk,
+ * then one GEMM per group.  Chunks are spread over threads; the backward-
+ * filter reduction keeps one partial per slot and adds the slots in a fixed
+ * order; backward-data scatters into dx, so it gives each thread whole images.
  */
 
-/* Gathers the (kh, kw, cig) patches of images [image0, image1) for one group. */
+/* Output row m -> image n and output pixel (oy, ox). */
+#define ROW_PIXEL(d, m, n, oy, ox)                       \
+    const int64_t n = (m) / ((d)->oh * (d)->ow);          \
+    const int64_t oy = (m) % ((d)->oh * (d)->ow) / (d)->ow; \
+    const int64_t ox = (m) % (d)->ow
+
+/* Gathers the (kh, kw, cig) patches of output rows [m0, m0 + rows) for one group. */
 void FN(im2col)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
-                const T *x, int64_t image0, int64_t image1, T *col)
+                const T *x, int64_t m0, int64_t rows, T *col)
 {
     const int64_t k = d->kh * d->kw * cig;
-    T *row = col;
-    for (int64_t n = image0; n < image1; n++) {
+    for (int64_t m = m0; m < m0 + rows; m++) {
+        ROW_PIXEL(d, m, n, oy, ox);
         const T *image = x + n * d->h * d->w * d->c_in + group * cig;
-        for (int64_t oy = 0; oy < d->oh; oy++) {
-            for (int64_t ox = 0; ox < d->ow; ox++, row += k) {
-                T *dst = row;
-                for (int64_t i = 0; i < d->kh; i++) {
-                    const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
-                    for (int64_t j = 0; j < d->kw; j++, dst += cig) {
-                        const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
-                        if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w) {
-                            memset(dst, 0, (size_t)cig * sizeof(T));
-                        } else {
-                            memcpy(dst, image + (iy * d->w + ix) * d->c_in, (size_t)cig * sizeof(T));
-                        }
-                    }
+        T *dst = col + (m - m0) * k;
+        for (int64_t i = 0; i < d->kh; i++) {
+            const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
+            for (int64_t j = 0; j < d->kw; j++, dst += cig) {
+                const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
+                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w) {
+                    for (int64_t c = 0; c < cig; c++)
+                        dst[c] = 0;
+                } else {
+                    /* a plain loop: cig is often 1-3, where a memcpy call costs more */
+                    const T *src = image + (iy * d->w + ix) * d->c_in;
+                    for (int64_t c = 0; c < cig; c++)
+                        dst[c] = src[c];
                 }
             }
         }
     }
 }
 
-/* Adjoint of im2col: adds each patch back into x (x must be zeroed by the caller). */
+/* Adjoint of im2col: adds each patch of rows [m0, m0 + rows) back into x. */
 void FN(col2im)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
-                const T *col, int64_t image0, int64_t image1, T *x)
+                const T *col, int64_t m0, int64_t rows, T *x)
 {
     const int64_t k = d->kh * d->kw * cig;
-    const T *row = col;
-    for (int64_t n = image0; n < image1; n++) {
+    for (int64_t m = m0; m < m0 + rows; m++) {
+        ROW_PIXEL(d, m, n, oy, ox);
         T *image = x + n * d->h * d->w * d->c_in + group * cig;
-        for (int64_t oy = 0; oy < d->oh; oy++) {
-            for (int64_t ox = 0; ox < d->ow; ox++, row += k) {
-                const T *src = row;
-                for (int64_t i = 0; i < d->kh; i++) {
-                    const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
-                    for (int64_t j = 0; j < d->kw; j++, src += cig) {
-                        const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
-                        if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
-                            continue;
-                        T *dst = image + (iy * d->w + ix) * d->c_in;
-                        for (int64_t c = 0; c < cig; c++)
-                            dst[c] += src[c];
-                    }
-                }
+        const T *src = col + (m - m0) * k;
+        for (int64_t i = 0; i < d->kh; i++) {
+            const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
+            for (int64_t j = 0; j < d->kw; j++, src += cig) {
+                const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
+                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                    continue;
+                T *dst = image + (iy * d->w + ix) * d->c_in;
+                for (int64_t c = 0; c < cig; c++)
+                    dst[c] += src[c];
             }
         }
     }
@@ -76,46 +79,38 @@ void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, T *sum)
             sum[c] += dy[r * channels + c];
 }
 
-static void FN(chunk_images)(const pycnn_conv2d_desc *d, const conv_plan *p, int64_t chunk,
-                             int64_t *image0, int64_t *image1)
-{
-    *image0 = chunk * p->images_per_chunk;
-    *image1 = min64(d->n, *image0 + p->images_per_chunk);
-}
-
 /* ---- depthwise: groups == c_in, cog = c_out / c_in filters per channel ----
  * Direct loops over output pixels and taps, innermost over channels. */
 
-/* Output pixels of images [image0, image1) for one tap (i, j): calls body with
- * the input pixel, the output pixel and the tap's filter row.  */
-#define FOR_EACH_TAP(d, image0, image1, BODY)                                               \
-    for (int64_t n = image0; n < image1; n++)                                               \
-        for (int64_t oy = 0; oy < (d)->oh; oy++)                                             \
-            for (int64_t ox = 0; ox < (d)->ow; ox++)                                         \
-                for (int64_t i = 0; i < (d)->kh; i++) {                                      \
-                    const int64_t iy = oy * (d)->stride_h - (d)->pad_top + i * (d)->dilation_h; \
-                    if (iy < 0 || iy >= (d)->h)                                              \
-                        continue;                                                            \
-                    for (int64_t j = 0; j < (d)->kw; j++) {                                  \
-                        const int64_t ix = ox * (d)->stride_w - (d)->pad_left + j * (d)->dilation_w; \
-                        if (ix < 0 || ix >= (d)->w)                                          \
-                            continue;                                                        \
-                        const int64_t in_at = ((n * (d)->h + iy) * (d)->w + ix) * (d)->c_in;  \
-                        const int64_t out_at = ((n * (d)->oh + oy) * (d)->ow + ox) * (d)->c_out; \
-                        const int64_t tap_at = (i * (d)->kw + j) * (d)->c_out;               \
-                        BODY                                                                 \
-                    }                                                                        \
-                }
+/* For output rows [m0, m0 + rows) and each tap (i, j) inside the input: runs
+ * BODY with in_at / out_at (pixel offsets) and tap_at (the tap's filter row). */
+#define FOR_EACH_TAP(d, m0, rows, BODY)                                                     \
+    for (int64_t m = m0; m < (m0) + (rows); m++) {                                          \
+        ROW_PIXEL(d, m, n, oy, ox);                                                          \
+        for (int64_t i = 0; i < (d)->kh; i++) {                                              \
+            const int64_t iy = oy * (d)->stride_h - (d)->pad_top + i * (d)->dilation_h;       \
+            if (iy < 0 || iy >= (d)->h)                                                      \
+                continue;                                                                    \
+            for (int64_t j = 0; j < (d)->kw; j++) {                                          \
+                const int64_t ix = ox * (d)->stride_w - (d)->pad_left + j * (d)->dilation_w;  \
+                if (ix < 0 || ix >= (d)->w)                                                  \
+                    continue;                                                                \
+                const int64_t in_at = ((n * (d)->h + iy) * (d)->w + ix) * (d)->c_in;          \
+                const int64_t out_at = m * (d)->c_out;                                       \
+                const int64_t tap_at = (i * (d)->kw + j) * (d)->c_out;                       \
+                BODY                                                                         \
+            }                                                                                \
+        }                                                                                    \
+    }
 
 static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *w,
-                                  const T *bias, T *y, int64_t image0, int64_t image1)
+                                  const T *bias, T *y, int64_t m0, int64_t rows)
 {
-    const int64_t pixels = (image1 - image0) * d->oh * d->ow;
-    T *y0 = y + image0 * d->oh * d->ow * d->c_out;
-    for (int64_t r = 0; r < pixels; r++)
+    T *y0 = y + m0 * d->c_out;
+    for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < d->c_out; c++)
             y0[r * d->c_out + c] = bias != NULL ? bias[c] : 0;
-    FOR_EACH_TAP(d, image0, image1, {
+    FOR_EACH_TAP(d, m0, rows, {
         const T *xp = x + in_at;
         const T *wp = w + tap_at;
         T *yp = y + out_at;
@@ -125,12 +120,11 @@ static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, cons
     })
 }
 
+/* Adds this chunk's input gradient into dx (zeroed by the caller). */
 static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult, const T *dy, const T *w,
-                                        T *dx, int64_t image0, int64_t image1)
+                                        T *dx, int64_t m0, int64_t rows)
 {
-    memset(dx + image0 * d->h * d->w * d->c_in, 0,
-           (size_t)((image1 - image0) * d->h * d->w * d->c_in) * sizeof(T));
-    FOR_EACH_TAP(d, image0, image1, {
+    FOR_EACH_TAP(d, m0, rows, {
         const T *dyp = dy + out_at;
         const T *wp = w + tap_at;
         T *dxp = dx + in_at;
@@ -142,9 +136,9 @@ static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult
 
 /* Adds this chunk's filter gradient into dw_part [kh * kw, c_out]. */
 static void FN(depthwise_backward_filter)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *dy,
-                                          T *dw_part, int64_t image0, int64_t image1)
+                                          T *dw_part, int64_t m0, int64_t rows)
 {
-    FOR_EACH_TAP(d, image0, image1, {
+    FOR_EACH_TAP(d, m0, rows, {
         const T *xp = x + in_at;
         const T *dyp = dy + out_at;
         T *dwp = dw_part + tap_at;
@@ -169,22 +163,31 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
             if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
                 continue;
-            int64_t image0, image1;
-            FN(chunk_images)(d, p, chunk, &image0, &image1);
+            int64_t m0, rows;
+            conv_chunk_rows(p, chunk, &m0, &rows);
             if (p->depthwise) {
-                FN(depthwise_forward)(d, p->cog, x, w, bias, y, image0, image1);
+                FN(depthwise_forward)(d, p->cog, x, w, bias, y, m0, rows);
                 continue;
             }
-            const int64_t rows = (image1 - image0) * p->rows_per_image;
-            T *y_chunk = y + image0 * p->rows_per_image * d->c_out;
+            T *y_chunk = y + m0 * d->c_out;
             for (int64_t g = 0; g < d->groups; g++) {
-                const T *a = x + image0 * d->h * d->w * d->c_in;
+                const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
                 if (!p->direct) {
-                    FN(im2col)(d, p->cig, g, x, image0, image1, col);
+                    FN(im2col)(d, p->cig, g, x, m0, rows, col);
                     a = col;
                 }
-                const gemm_args args = {0, 0, 0, rows, p->cog, p->k,
-                                        p->direct ? d->c_in : p->k, d->c_out, d->c_out};
+                const int64_t lda = p->direct ? d->c_in : p->k;
+                if (p->narrow) {
+                    /* y_g^T[cog, rows] = w_g^T[cog, k] * col^T[k, rows], then transposed into y */
+                    T *y_t = (T *)(slot + p->col_bytes - p->narrow_bytes);
+                    const gemm_args args = {1, 1, 0, p->cog, rows, p->k, d->c_out, lda, rows};
+                    FN(gemm)(&args, w + g * p->cog, a, y_t, pack);
+                    for (int64_t r = 0; r < rows; r++)
+                        for (int64_t c = 0; c < p->cog; c++)
+                            y_chunk[r * d->c_out + g * p->cog + c] = y_t[c * rows + r];
+                    continue;
+                }
+                const gemm_args args = {0, 0, 0, rows, p->cog, p->k, lda, d->c_out, d->c_out};
                 FN(gemm)(&args, a, w + g * p->cog, y_chunk + g * p->cog, pack);
             }
             if (bias != NULL)
@@ -197,38 +200,46 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
 pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                     const T *dy, const T *w, T *dx, char *ws)
 {
+    /* col2im scatters into dx across a whole image, so a thread owns whole
+     * images: a unit is one chunk of whole images, or every piece of one image. */
+    const int64_t units = p->pieces == 1 ? p->chunks : d->n;
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots), p->work))
+    #pragma omp parallel num_threads(worker_threads(min64(units, p->slots), p->work))
     {
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
         void *pack = slot + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
-        for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
-            if (THREAD_ID() == 0 && interrupt_requested())
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
-                continue;
-            int64_t image0, image1;
-            FN(chunk_images)(d, p, chunk, &image0, &image1);
-            const int64_t rows = (image1 - image0) * p->rows_per_image;
-            if (p->depthwise) {
-                FN(depthwise_backward_data)(d, p->cog, dy, w, dx, image0, image1);
-                continue;
-            }
-            const T *dy_chunk = dy + image0 * p->rows_per_image * d->c_out;
-            T *dx_chunk = dx + image0 * d->h * d->w * d->c_in;
-            if (p->direct) {   /* dx = dy * w^T, rows map one to one */
-                const gemm_args args = {0, 1, 0, rows, d->c_in, d->c_out, d->c_out, d->c_out, d->c_in};
-                FN(gemm)(&args, dy_chunk, w, dx_chunk, pack);
-                continue;
-            }
-            memset(dx_chunk, 0, (size_t)((image1 - image0) * d->h * d->w * d->c_in) * sizeof(T));
-            for (int64_t g = 0; g < d->groups; g++) {
-                /* dcol[rows, k] = dy_g[rows, cog] * w_g^T, w_g stored [k, cog] */
-                const gemm_args args = {0, 1, 0, rows, p->k, p->cog, d->c_out, d->c_out, p->k};
-                FN(gemm)(&args, dy_chunk + g * p->cog, w + g * p->cog, col, pack);
-                FN(col2im)(d, p->cig, g, col, image0, image1, dx);
+        for (int64_t unit = 0; unit < units; unit++) {
+            for (int64_t piece = 0; piece < p->pieces; piece++) {
+                if (THREAD_ID() == 0 && interrupt_requested())
+                    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+                if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+                    break;
+                int64_t m0, rows;
+                conv_chunk_rows(p, unit * p->pieces + piece, &m0, &rows);
+                const T *dy_chunk = dy + m0 * d->c_out;
+                if (p->direct) {   /* dx = dy * w^T, rows map one to one */
+                    const gemm_args args = {0, 1, 0, rows, d->c_in, d->c_out, d->c_out, d->c_out, d->c_in};
+                    FN(gemm)(&args, dy_chunk, w, dx + m0 * d->c_in, pack);
+                    continue;
+                }
+                if (piece == 0) {   /* zero the unit's images before the first scatter */
+                    const int64_t image0 = m0 / p->rows_per_image;
+                    const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
+                    memset(dx + image0 * d->h * d->w * d->c_in, 0,
+                           (size_t)(images * d->h * d->w * d->c_in) * sizeof(T));
+                }
+                if (p->depthwise) {
+                    FN(depthwise_backward_data)(d, p->cog, dy, w, dx, m0, rows);
+                    continue;
+                }
+                for (int64_t g = 0; g < d->groups; g++) {
+                    /* dcol[rows, k] = dy_g[rows, cog] * w_g^T, w_g stored [k, cog] */
+                    const gemm_args args = {0, 1, 0, rows, p->k, p->cog, d->c_out, d->c_out, p->k};
+                    FN(gemm)(&args, dy_chunk + g * p->cog, w + g * p->cog, col, pack);
+                    FN(col2im)(d, p->cig, g, col, m0, rows, dx);
+                }
             }
         }
     }
@@ -256,24 +267,30 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
                 __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
             if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
                 break;
-            int64_t image0, image1;
-            FN(chunk_images)(d, p, chunk, &image0, &image1);
-            const int64_t rows = (image1 - image0) * p->rows_per_image;
-            const T *dy_chunk = dy + image0 * p->rows_per_image * d->c_out;
+            int64_t m0, rows;
+            conv_chunk_rows(p, chunk, &m0, &rows);
+            const T *dy_chunk = dy + m0 * d->c_out;
             if (p->depthwise) {
                 if (first)
                     memset(dw_part, 0, (size_t)w_count * sizeof(T));
-                FN(depthwise_backward_filter)(d, p->cog, x, dy, dw_part, image0, image1);
+                FN(depthwise_backward_filter)(d, p->cog, x, dy, dw_part, m0, rows);
             }
             for (int64_t g = 0; g < d->groups && !p->depthwise; g++) {
-                const T *a = x + image0 * d->h * d->w * d->c_in;
+                const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
                 if (!p->direct) {
-                    FN(im2col)(d, p->cig, g, x, image0, image1, col);
+                    FN(im2col)(d, p->cig, g, x, m0, rows, col);
                     a = col;
                 }
+                const int64_t lda = p->direct ? d->c_in : p->k;
+                if (p->narrow) {
+                    /* dw_g^T[cog, k] (+)= dy_g^T[cog, rows] * col[rows, k]; the slot's
+                     * partial is kept transposed, [c_out, k], until the final sum. */
+                    const gemm_args args = {1, 0, !first, p->cog, p->k, rows, d->c_out, lda, p->k};
+                    FN(gemm)(&args, dy_chunk + g * p->cog, a, dw_part + g * p->cog * p->k, pack);
+                    continue;
+                }
                 /* dw_g[k, cog] (+)= col^T[k, rows] * dy_g[rows, cog] */
-                const gemm_args args = {1, 0, !first, p->k, p->cog, rows,
-                                        p->direct ? d->c_in : p->k, d->c_out, d->c_out};
+                const gemm_args args = {1, 0, !first, p->k, p->cog, rows, lda, d->c_out, d->c_out};
                 FN(gemm)(&args, a, dy_chunk + g * p->cog, dw_part + g * p->cog, pack);
             }
             FN(add_row_sums)(dy_chunk, rows, d->c_out, db_part);
@@ -292,8 +309,14 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
             dbias[c] = 0;
     for (int64_t s = 0; s < used_slots; s++) {
         const T *dw_part = (const T *)(ws + s * p->slot_bytes + p->col_bytes + p->pack_bytes);
-        for (int64_t i = 0; i < w_count; i++)
-            dw[i] += dw_part[i];
+        if (p->narrow) {   /* partial [c_out, k] -> dw [k, c_out] */
+            for (int64_t k = 0; k < p->k; k++)
+                for (int64_t c = 0; c < d->c_out; c++)
+                    dw[k * d->c_out + c] += dw_part[c * p->k + k];
+        } else {
+            for (int64_t i = 0; i < w_count; i++)
+                dw[i] += dw_part[i];
+        }
         if (dbias != NULL)
             for (int64_t c = 0; c < d->c_out; c++)
                 dbias[c] += dw_part[w_count + c];
