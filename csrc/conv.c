@@ -130,6 +130,8 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     if (!add_ok(p->col_bytes, p->pack_bytes, &p->slot_bytes) ||
         !add_ok(p->slot_bytes, p->partial_bytes, &p->slot_bytes))
         return PYCNN_ERR_OVERFLOW;
+    if (d->n == 0)   /* nothing to compute: no workspace (the passes only zero dw, dbias) */
+        p->slot_bytes = p->slots = 0;
     int64_t total;
     if (!mul_ok(p->slot_bytes, p->slots, &total))
         return PYCNN_ERR_OVERFLOW;
@@ -307,8 +309,12 @@ static pycnn_status transpose_as_conv(const pycnn_conv2d_transpose_desc *t, pycn
         return PYCNN_ERR_OVERFLOW;
     /* The kept window [crop, crop + o) may extend past the full output by
      * less than max(stride, dilation) (the output_padding rule). */
-    const int64_t end_h = full_h - t->crop_top - t->oh, end_w = full_w - t->crop_left - t->ow;
-    if (t->crop_top >= eff_h || t->crop_left >= eff_w ||
+    if (t->crop_top >= eff_h || t->crop_left >= eff_w)
+        return PYCNN_ERR_BAD_OUTPUT_SIZE;
+    /* crop < eff <= full, so full - crop >= 1 and only "- o" can overflow (downwards). */
+    int64_t end_h, end_w;
+    if (__builtin_sub_overflow(full_h - t->crop_top, t->oh, &end_h) ||
+        __builtin_sub_overflow(full_w - t->crop_left, t->ow, &end_w) ||
         end_h <= -max64(t->stride_h, t->dilation_h) || end_w <= -max64(t->stride_w, t->dilation_w))
         return PYCNN_ERR_BAD_OUTPUT_SIZE;
     *d = (pycnn_conv2d_desc){

@@ -11,10 +11,15 @@
 /* One image.  Loops run over the window's cells in row-major order with the
  * channel loop innermost, so they vectorize over the contiguous channels. */
 static void FN(pool_image)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
-                           T *out_image, int backward)
+                           T *out_image, int backward, int *stop)
 {
     const int64_t C = d->c;
     for (int64_t oy = 0; oy < d->oh; oy++) {
+        /* Poll per output row too: one large image can take seconds. */
+        if (THREAD_ID() == 0 && interrupt_requested())
+            __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
+        if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+            return;
         const int64_t y0 = max64(oy * d->stride_h - d->pad_top, 0);
         const int64_t y1 = min64(oy * d->stride_h - d->pad_top + d->kh, d->h);
         for (int64_t ox = 0; ox < d->ow; ox++) {
@@ -93,9 +98,9 @@ static pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T
             continue;
         if (backward) {
             memset(out + n * in_size, 0, (size_t)in_size * sizeof(T));
-            FN(pool_image)(d, x + n * in_size, dy + n * out_size, out + n * in_size, 1);
+            FN(pool_image)(d, x + n * in_size, dy + n * out_size, out + n * in_size, 1, &stop);
         } else {
-            FN(pool_image)(d, x + n * in_size, NULL, out + n * out_size, 0);
+            FN(pool_image)(d, x + n * in_size, NULL, out + n * out_size, 0, &stop);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;

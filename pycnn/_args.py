@@ -70,6 +70,8 @@ def int_tuple(op, name, value, rank, minimum=1):
                                 f"{type(v).__name__} {v!r} in {value!r}")
             checked.append(operator.index(v))
         values = tuple(checked)
+    if any(v > 2**63 - 1 for v in values):
+        raise ValueError(f"{op}: {name} must be <= 9223372036854775807 (int64); got {value!r}")
     if any(v < minimum for v in values):
         shown = values if rank > 1 else values[0]
         raise ValueError(f"{op}: {name} must be >= {minimum}; got {shown}")

@@ -97,17 +97,22 @@ def _checked_count(op, what, dims):
     return count
 
 
-# Scratch buffers are reused per thread: a fresh page costs ~11 us to touch.
+# Scratch buffers up to _SCRATCH_KEEP bytes are reused per thread (a fresh page costs
+# ~11 us to touch); larger ones are allocated per call and freed, so one huge op does
+# not pin its workspace for the rest of the session.
 _scratch = threading.local()
+_SCRATCH_KEEP = 32 << 20
 
 
 def _workspace(op, nbytes):
     if nbytes == 0:
         return None
     buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.size < nbytes:
-        _reserve(op, "scratch workspace", nbytes)
-        buffer = np.empty(nbytes, dtype=np.uint8)
+    if buffer is not None and buffer.size >= nbytes:
+        return buffer
+    _reserve(op, "scratch workspace", nbytes)
+    buffer = np.empty(nbytes, dtype=np.uint8)
+    if nbytes <= _SCRATCH_KEEP:
         _scratch.buffer = buffer
     return buffer
 

@@ -59,6 +59,17 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights", "write_te
 # Format layer: (header dict, [(name, array, group)]) <-> file
 # ---------------------------------------------------------------------------------------------
 
+def _read_umask():
+    """The process umask (reading it means setting it; restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask is process-wide, so it is not touched while threads may save.
+_UMASK = _read_umask()
+
+
 def _dtype_name(array, name):
     for key, dt in _DTYPES.items():
         if array.dtype.kind == dt.kind and array.dtype.itemsize == dt.itemsize:
@@ -111,6 +122,7 @@ def write_tensor_file(path, header, tensors):
             f.write(digest.digest())
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp made it 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException as exc:
         try:
