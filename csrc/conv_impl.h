@@ -111,12 +111,17 @@ static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, cons
         for (int64_t c = 0; c < d->c_out; c++)
             y0[r * d->c_out + c] = bias != NULL ? bias[c] : 0;
     FOR_EACH_TAP(d, m0, rows, {
-        const T *xp = x + in_at;
-        const T *wp = w + tap_at;
-        T *yp = y + out_at;
-        for (int64_t c = 0; c < d->c_in; c++)
-            for (int64_t m = 0; m < mult; m++)
-                yp[c * mult + m] += xp[c] * wp[c * mult + m];
+        const T *restrict xp = x + in_at;
+        const T *restrict wp = w + tap_at;
+        T *restrict yp = y + out_at;
+        if (mult == 1) {   /* the common case, kept separate so it vectorizes */
+            for (int64_t c = 0; c < d->c_in; c++)
+                yp[c] += xp[c] * wp[c];
+        } else {
+            for (int64_t c = 0; c < d->c_in; c++)
+                for (int64_t m = 0; m < mult; m++)
+                    yp[c * mult + m] += xp[c] * wp[c * mult + m];
+        }
     })
 }
 
@@ -125,12 +130,17 @@ static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult
                                         T *dx, int64_t m0, int64_t rows)
 {
     FOR_EACH_TAP(d, m0, rows, {
-        const T *dyp = dy + out_at;
-        const T *wp = w + tap_at;
-        T *dxp = dx + in_at;
-        for (int64_t c = 0; c < d->c_in; c++)
-            for (int64_t m = 0; m < mult; m++)
-                dxp[c] += dyp[c * mult + m] * wp[c * mult + m];
+        const T *restrict dyp = dy + out_at;
+        const T *restrict wp = w + tap_at;
+        T *restrict dxp = dx + in_at;
+        if (mult == 1) {
+            for (int64_t c = 0; c < d->c_in; c++)
+                dxp[c] += dyp[c] * wp[c];
+        } else {
+            for (int64_t c = 0; c < d->c_in; c++)
+                for (int64_t m = 0; m < mult; m++)
+                    dxp[c] += dyp[c * mult + m] * wp[c * mult + m];
+        }
     })
 }
 
@@ -139,12 +149,17 @@ static void FN(depthwise_backward_filter)(const pycnn_conv2d_desc *d, int64_t mu
                                           T *dw_part, int64_t m0, int64_t rows)
 {
     FOR_EACH_TAP(d, m0, rows, {
-        const T *xp = x + in_at;
-        const T *dyp = dy + out_at;
-        T *dwp = dw_part + tap_at;
-        for (int64_t c = 0; c < d->c_in; c++)
-            for (int64_t m = 0; m < mult; m++)
-                dwp[c * mult + m] += xp[c] * dyp[c * mult + m];
+        const T *restrict xp = x + in_at;
+        const T *restrict dyp = dy + out_at;
+        T *restrict dwp = dw_part + tap_at;
+        if (mult == 1) {
+            for (int64_t c = 0; c < d->c_in; c++)
+                dwp[c] += xp[c] * dyp[c];
+        } else {
+            for (int64_t c = 0; c < d->c_in; c++)
+                for (int64_t m = 0; m < mult; m++)
+                    dwp[c * mult + m] += xp[c] * dyp[c * mult + m];
+        }
     })
 }
 

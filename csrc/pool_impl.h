@@ -56,28 +56,33 @@ static void FN(pool_image)(const pycnn_pool2d_desc *d, const T *image, const T *
                             out[c] = MAX_TAKES(out[c], cell[c]) ? cell[c] : out[c];
                     }
             } else {
-                /* Route each dy to its window's winning cell, a block of channels at a time. */
+                /* Route each dy to its window's winning cell, a block of channels at a time.
+                 * The winner is tracked as a 32-bit cell number within the window so that
+                 * value and index lanes have the same width (the loop vectorizes). */
+                const int64_t window_w = x1 - x0;
                 for (int64_t c0 = 0; c0 < C; c0 += POOL_CHANNEL_BLOCK) {
                     const int64_t cn = min64(POOL_CHANNEL_BLOCK, C - c0);
                     T best[POOL_CHANNEL_BLOCK];
-                    int64_t where[POOL_CHANNEL_BLOCK];
-                    const int64_t first = (y0 * d->w + x0) * C + c0;
+                    int32_t cell_of[POOL_CHANNEL_BLOCK];
+                    const T *first = image + (y0 * d->w + x0) * C + c0;
                     for (int64_t c = 0; c < cn; c++) {
-                        best[c] = image[first + c];
-                        where[c] = first + c;
+                        best[c] = first[c];
+                        cell_of[c] = 0;
                     }
+                    int32_t cell = 0;
                     for (int64_t iy = y0; iy < y1; iy++)
-                        for (int64_t ix = x0; ix < x1; ix++) {
-                            const int64_t at = (iy * d->w + ix) * C + c0;
+                        for (int64_t ix = x0; ix < x1; ix++, cell++) {
+                            const T *v = image + (iy * d->w + ix) * C + c0;
                             for (int64_t c = 0; c < cn; c++) {
-                                const T v = image[at + c];
-                                const int take = MAX_TAKES(best[c], v);
-                                best[c] = take ? v : best[c];
-                                where[c] = take ? at + c : where[c];
+                                const int take = MAX_TAKES(best[c], v[c]);
+                                best[c] = take ? v[c] : best[c];
+                                cell_of[c] = take ? cell : cell_of[c];
                             }
                         }
-                    for (int64_t c = 0; c < cn; c++)
-                        out_image[where[c]] += dy[c0 + c];
+                    for (int64_t c = 0; c < cn; c++) {
+                        const int64_t iy = y0 + cell_of[c] / window_w, ix = x0 + cell_of[c] % window_w;
+                        out_image[(iy * d->w + ix) * C + c0 + c] += dy[c0 + c];
+                    }
                 }
             }
         }
