@@ -280,15 +280,16 @@ def _conv_forward(op, rank, x, kernel, bias, dtype, geometry):
     return y
 
 
-def _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry):
+def _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry, compute_dx=True):
     x2, k2, dy2 = _as_2d(x, rank), _kernel_2d(kernel, rank), _as_2d(dy, rank)
     eg = _engine_geometry(rank, geometry.strides, geometry.dilations, geometry.pads, geometry.groups)
     ws_bytes = _conv_workspace(op, x2, k2, dtype, eg)
-    dx = _empty(op, "dx", x.shape, dtype, extra_bytes=ws_bytes + kernel.nbytes)
+    dx = _empty(op, "dx", x.shape, dtype, extra_bytes=ws_bytes + kernel.nbytes) if compute_dx else None
     dkernel = np.empty(kernel.shape, dtype)
     dbias = None if bias is None else np.empty(bias.shape, dtype)
     workspace = _workspace(op, ws_bytes)
-    _engine.conv2d_backward_data(dy2, k2, _as_2d(dx, rank), workspace, eg)
+    if compute_dx:
+        _engine.conv2d_backward_data(dy2, k2, _as_2d(dx, rank), workspace, eg)
     _engine.conv2d_backward_filter(x2, dy2, _kernel_2d(dkernel, rank), dbias, workspace, eg)
     return dx, dkernel, dbias
 
@@ -301,16 +302,18 @@ def _hwio_to_oihw(kernel):
     return np.moveaxis(kernel, (-1, -2), (0, 1))
 
 
-def _conv(op, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, dy=None):
+def _conv(op, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, dy=None,
+          compute_dx=True):
     data_format, dtype, x, kernel, bias, dy, geometry = _prepare_conv(
         op, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank,
         _oihw_to_hwio, allow_causal=(rank == 1), dy=dy)
     if dy is None:
         y = _conv_forward(op, rank, x, kernel, bias, dtype, geometry)
         return _to_first(y, rank) if data_format == "channels_first" else y
-    dx, dkernel, dbias = _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry)
+    dx, dkernel, dbias = _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry, compute_dx)
     if data_format == "channels_first":
-        dx, dkernel = _to_first(dx, rank), _hwio_to_oihw(dkernel)
+        dx = None if dx is None else _to_first(dx, rank)
+        dkernel = _hwio_to_oihw(dkernel)
     return dx, dkernel, dbias
 
 
@@ -324,10 +327,11 @@ def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, gr
 
 
 def conv1d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-                    data_format="channels_last"):
-    """Gradients (dx, dkernel, dbias) of conv1d given dy; dbias is None without bias."""
+                    data_format="channels_last", *, compute_dx=True):
+    """Gradients (dx, dkernel, dbias) of conv1d given dy; dbias is None without bias.
+    compute_dx=False skips the input gradient (dx is None), e.g. for a network's first layer."""
     return _conv("conv1d_backward", 1, x, kernel, bias, strides, padding, dilation_rate, groups,
-                 data_format, dy=dy)
+                 data_format, dy=dy, compute_dx=compute_dx)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
@@ -339,12 +343,13 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, gr
 
 
 def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-                    data_format="channels_last"):
+                    data_format="channels_last", *, compute_dx=True):
     """Gradients (dx, dkernel, dbias) of conv2d given dy.  dx is the
     "full" correlation of dy with the flipped kernel (the backward pass is a
-    convolution); dkernel correlates the input with dy."""
+    convolution); dkernel correlates the input with dy.  compute_dx=False
+    skips the input gradient (dx is None), e.g. for a network's first layer."""
     return _conv("conv2d_backward", 2, x, kernel, bias, strides, padding, dilation_rate, groups,
-                 data_format, dy=dy)
+                 data_format, dy=dy, compute_dx=compute_dx)
 
 
 # Depthwise kernels (kh, kw, c_in, multiplier) are grouped HWIO kernels (kh, kw, 1, c_in * multiplier).
@@ -706,7 +711,7 @@ def global_max_pool2d_backward(dy, x, data_format="channels_last", keepdims=Fals
 
 # ------------------------------------------------------------------- dense
 
-def _dense(op, x, kernel, bias, dy=None):
+def _dense(op, x, kernel, bias, dy=None, compute_dx=True):
     x = as_float_array(op, "input", x)
     kernel = as_float_array(op, "kernel", kernel)
     bias = None if bias is None else as_float_array(op, "bias", bias)
@@ -736,8 +741,8 @@ def _dense(op, x, kernel, bias, dy=None):
     if dy.shape != lead + (units,):
         raise ValueError(f"{op}: dy must have shape {shape_str(lead + (units,))}; got {shape_str(dy.shape)}")
     dy4 = _contiguous(dy, dtype).reshape(rows, 1, 1, units)
-    dx, dkernel, dbias = _conv_backward(op, 2, x4, k4, b, dy4, dtype, geometry)
-    return dx.reshape(x.shape), dkernel.reshape(kernel.shape), dbias
+    dx, dkernel, dbias = _conv_backward(op, 2, x4, k4, b, dy4, dtype, geometry, compute_dx)
+    return None if dx is None else dx.reshape(x.shape), dkernel.reshape(kernel.shape), dbias
 
 
 def dense(x, kernel, bias=None):
@@ -745,9 +750,10 @@ def dense(x, kernel, bias=None):
     return _dense("dense", x, kernel, bias)
 
 
-def dense_backward(dy, x, kernel, bias=None):
-    """Gradients (dx, dkernel, dbias) of dense; dbias is None without bias."""
-    return _dense("dense_backward", x, kernel, bias, dy=dy)
+def dense_backward(dy, x, kernel, bias=None, *, compute_dx=True):
+    """Gradients (dx, dkernel, dbias) of dense; dbias is None without bias.
+    compute_dx=False skips the input gradient (dx is None)."""
+    return _dense("dense_backward", x, kernel, bias, dy=dy, compute_dx=compute_dx)
 
 
 # ---------------------------------------------------- activations and losses

@@ -104,12 +104,20 @@ class BaseConv(Layer):
         return U.to_channels_first(y, self.data_format)
 
     def backward(self, grad):
+        return self._backward_from_output(grad, need_input_grad=True)
+
+    def backward_weights_only(self, grad):
+        """Like backward, for a layer whose input gradient nobody needs (a network's first
+        layer): sets the weight gradients, skips the input gradient, returns None."""
+        self._backward_from_output(grad, need_input_grad=False)
+
+    def _backward_from_output(self, grad, need_input_grad):
         self._require_call()
         x, z, y = self._cache
         dy = U.to_channels_last(self._cast(grad), self.data_format)
         dz = activations.backward(self.activation, dy, z, y)
-        dx = self._backward(dz, x)
-        return U.to_channels_first(dx, self.data_format)
+        dx = self._backward(dz, x, need_input_grad)
+        return None if dx is None else U.to_channels_first(dx, self.data_format)
 
     def _set_bias_grad(self, dbias):
         if self.bias is not None:
@@ -173,10 +181,10 @@ class Conv(BaseConv):
         forward, _ = self._ops()
         return forward(x, self.kernel.value, self._bias_value(), groups=self.groups, **self._conv_args())
 
-    def _backward(self, dz, x):
+    def _backward(self, dz, x, need_input_grad=True):
         _, backward = self._ops()
         dx, dkernel, dbias = backward(dz, x, self.kernel.value, self._bias_value(), groups=self.groups,
-                                      **self._conv_args())
+                                      compute_dx=need_input_grad, **self._conv_args())
         self._set_grad(self.kernel, dkernel)
         self._set_bias_grad(dbias)
         return dx
@@ -247,7 +255,7 @@ class DepthwiseConv2D(BaseConv):
     def _forward(self, x):
         return ops.depthwise_conv2d(x, self.depthwise_kernel.value, self._bias_value(), **self._conv_args())
 
-    def _backward(self, dz, x):
+    def _backward(self, dz, x, need_input_grad=True):   # computes dx regardless
         dx, dkernel, dbias = ops.depthwise_conv2d_backward(dz, x, self.depthwise_kernel.value, self._bias_value(),
                                                            **self._conv_args())
         self._set_grad(self.depthwise_kernel, dkernel)
@@ -305,7 +313,7 @@ class SeparableConv2D(BaseConv):
         self._depthwise_out = ops.depthwise_conv2d(x, self.depthwise_kernel.value, None, **self._conv_args())
         return ops.conv2d(self._depthwise_out, self.pointwise_kernel.value, self._bias_value())
 
-    def _backward(self, dz, x):
+    def _backward(self, dz, x, need_input_grad=True):   # computes dx regardless
         dt, dpointwise, dbias = ops.conv2d_backward(dz, self._depthwise_out, self.pointwise_kernel.value,
                                                     self._bias_value())
         dx, ddepthwise, _ = ops.depthwise_conv2d_backward(dt, x, self.depthwise_kernel.value, None,
@@ -370,7 +378,7 @@ class Conv2DTranspose(BaseConv):
         return ops.conv2d_transpose(x, self.kernel.value, self._bias_value(), output_padding=self.output_padding,
                                     **self._conv_args())
 
-    def _backward(self, dz, x):
+    def _backward(self, dz, x, need_input_grad=True):   # computes dx regardless
         dx, dkernel, dbias = ops.conv2d_transpose_backward(dz, x, self.kernel.value, self._bias_value(),
                                                            output_padding=self.output_padding, **self._conv_args())
         self._set_grad(self.kernel, dkernel)

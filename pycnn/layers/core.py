@@ -60,11 +60,19 @@ class Dense(Layer):
         return y
 
     def backward(self, grad):
+        return self._backward_from_output(grad, need_input_grad=True)
+
+    def backward_weights_only(self, grad):
+        """Like backward, for a layer whose input gradient nobody needs (a network's first
+        layer): sets the weight gradients, skips the input gradient, returns None."""
+        self._backward_from_output(grad, need_input_grad=False)
+
+    def _backward_from_output(self, grad, need_input_grad):
         self._require_call()
         x, z, y = self._cache
         dz = activations.backward(self.activation, self._cast(grad), z, y)
         bias = None if self.bias is None else self.bias.value
-        dx, dkernel, dbias = ops.dense_backward(dz, x, self.kernel.value, bias)
+        dx, dkernel, dbias = ops.dense_backward(dz, x, self.kernel.value, bias, compute_dx=need_input_grad)
         self._set_grad(self.kernel, dkernel)
         if self.bias is not None:
             self._set_grad(self.bias, dbias)

@@ -200,6 +200,8 @@ class Functional(Model):
                 dx = _backward_pre_activation(layer, g)
             elif isinstance(layer, Model):
                 dx = layer._backward(g, need_input_grad=strictly_up, fused=False)
+            elif not strictly_up and hasattr(layer, "backward_weights_only"):
+                dx = layer.backward_weights_only(g)   # nothing upstream needs this gradient
             else:
                 dx = layer.backward(g)
             if not strictly_up:

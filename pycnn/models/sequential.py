@@ -176,6 +176,8 @@ class Sequential(Model):
                 grad = _backward_pre_activation(layer, grad)
             elif isinstance(layer, Model):
                 grad = layer._backward(grad, need_input_grad=need_input_grad or i > stop, fused=False)
+            elif i == stop and not need_input_grad and hasattr(layer, "backward_weights_only"):
+                grad = layer.backward_weights_only(grad)   # nothing below needs this gradient
             else:
                 grad = layer.backward(grad)
         return grad
