@@ -43,5 +43,6 @@ void workspace_view(PyArrayObject *ws, void **data, size_t *size);
 extern PyMethodDef pycnn_conv_methods[];
 extern PyMethodDef pycnn_pool_methods[];
 extern PyMethodDef pycnn_bench_methods[];
+extern PyMethodDef pycnn_augment_methods[];
 
 #endif

@@ -185,6 +185,7 @@ static PyMethodDef *const families[] = {
     pycnn_conv_methods,
     pycnn_pool_methods,
     pycnn_bench_methods,
+    pycnn_augment_methods,
 };
 
 static struct PyModuleDef engine_module = {

@@ -15,6 +15,9 @@ from pycnn.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAver
 from pycnn.layers.preprocessing import Rescaling, Resizing
 from pycnn.layers.regularization import Dropout, SpatialDropout1D, SpatialDropout2D
 from pycnn.layers.reshaping import Cropping2D, Flatten, Reshape, UpSampling2D, ZeroPadding2D
+# Keras 3 keeps its augmentation layers in keras.layers too (active only with training=True).
+from pycnn.preprocessing.layers import (RandomBrightness, RandomContrast, RandomElasticTransform, RandomFlip,
+                                        RandomRotation, RandomShear, RandomTranslation, RandomZoom)
 
 __all__ = [
     "Layer", "Variable", "KerasTensor", "Node", "Input", "InputLayer", "clear_session",
@@ -24,6 +27,8 @@ __all__ = [
     "Dense", "Activation", "Lambda", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "BatchNormalization",
     "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Concatenate", "Multiply",
     "Flatten", "Reshape", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "Resizing", "Rescaling",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomShear", "RandomContrast",
+    "RandomBrightness", "RandomElasticTransform",
     "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
     "GlobalMaxPool2D", "Convolution1D", "Convolution2D", "Convolution2DTranspose", "SeparableConvolution2D",
     "get", "serialize", "deserialize",
@@ -44,7 +49,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, Flatten, Reshape, Dense, Dropout, SpatialDropout1D, SpatialDropout2D, BatchNormalization,
     Activation, ReLU, LeakyReLU, Softmax, ELU, Add, Concatenate, Multiply, UpSampling2D, ZeroPadding2D,
-    Cropping2D, Resizing, Rescaling, Lambda)}
+    Cropping2D, Resizing, Rescaling, Lambda, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
+    RandomShear, RandomContrast, RandomBrightness, RandomElasticTransform)}
 
 
 def get(class_name):
