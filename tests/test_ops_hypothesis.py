@@ -171,7 +171,8 @@ def plausible_conv(draw, name):
 
 
 @settings(SETTINGS, max_examples=240)
-@given(name=st.sampled_from(sorted(CONV_OPS)), data=st.data(), hostile=st.integers(0, 2),
+@given(name=st.sampled_from(["conv2d", "conv2d", "conv1d", "depthwise_conv2d", "conv2d_transpose"]),
+       data=st.data(), hostile=st.integers(0, 2),
        strides=int_args, padding=pad_args, dilation=int_args,
        groups=st.one_of(ints, st.sampled_from([2, 3, 1.0, None])), data_format=formats,
        layout=st.sampled_from(LAYOUTS), backward=st.booleans())

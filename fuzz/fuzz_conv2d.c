@@ -1,0 +1,232 @@
+/*
+ * libFuzzer target: pycnn_conv2d_{check, workspace_size, forward,
+ * backward_data, backward_filter} on fuzzed descriptors (shapes, strides,
+ * paddings, dilations, groups, dtype, hostile int64 values).
+ *
+ * Byte layout: flags (bit0 float64, bit1 bias, bit2 NaN data, bit3 interrupt),
+ * n h w c_in kh kw c_out groups stride_h stride_w dilation_h dilation_w
+ * pad_top pad_bottom pad_left pad_right (one byte each, see take_dim),
+ * then seed and interrupt-budget bytes.
+ */
+#include "fuzz_common.h"
+
+typedef struct {
+    pycnn_conv2d_desc d;
+    int bias, nan, interrupt;
+    uint32_t seed;
+    int64_t budget;
+} conv_case;
+
+static conv_case decode(fuzz_bytes *in)
+{
+    conv_case c;
+    memset(&c, 0, sizeof c);
+    const uint8_t flags = take_u8(in);
+    pycnn_conv2d_desc *d = &c.d;
+    d->dtype = (flags & 1) ? PYCNN_FLOAT64 : PYCNN_FLOAT32;
+    c.bias = (flags >> 1) & 1, c.nan = (flags >> 2) & 1, c.interrupt = (flags >> 3) & 1;
+    d->n = take_dim(in, 3), d->h = take_dim(in, 9), d->w = take_dim(in, 9), d->c_in = take_dim(in, 6);
+    d->kh = take_dim(in, 4), d->kw = take_dim(in, 4), d->c_out = take_dim(in, 6), d->groups = take_dim(in, 3);
+    d->stride_h = take_dim(in, 3), d->stride_w = take_dim(in, 3);
+    d->dilation_h = take_dim(in, 3), d->dilation_w = take_dim(in, 3);
+    d->pad_top = take_dim(in, 3), d->pad_bottom = take_dim(in, 3);
+    d->pad_left = take_dim(in, 3), d->pad_right = take_dim(in, 3);
+    c.seed = take_u8(in) * 2654435761u;
+    c.budget = take_u8(in) % 8;
+    return c;
+}
+
+/* The geometry rules, computed independently in 128-bit arithmetic.
+ * Returns 1 when the descriptor is valid; fills oh, ow and whether some
+ * array's byte size exceeds int64. */
+static int oracle(const pycnn_conv2d_desc *d, __int128 *oh, __int128 *ow, int *too_big)
+{
+    if (d->n < 0 || d->h < 1 || d->w < 1 || d->c_in < 1 || d->kh < 1 || d->kw < 1 || d->c_out < 1 ||
+        d->stride_h < 1 || d->stride_w < 1 || d->dilation_h < 1 || d->dilation_w < 1 ||
+        d->pad_top < 0 || d->pad_bottom < 0 || d->pad_left < 0 || d->pad_right < 0 ||
+        d->groups < 1 || d->c_in % d->groups || d->c_out % d->groups)
+        return 0;
+    const __int128 eff_h = (__int128)d->dilation_h * (d->kh - 1) + 1;
+    const __int128 eff_w = (__int128)d->dilation_w * (d->kw - 1) + 1;
+    const __int128 padded_h = (__int128)d->h + d->pad_top + d->pad_bottom;
+    const __int128 padded_w = (__int128)d->w + d->pad_left + d->pad_right;
+    if (eff_h > INT64_MAX || eff_w > INT64_MAX || padded_h > INT64_MAX || padded_w > INT64_MAX) {
+        *too_big = 1;
+        return 1;
+    }
+    if (eff_h > padded_h || eff_w > padded_w)
+        return 0;
+    *oh = (padded_h - eff_h) / d->stride_h + 1;
+    *ow = (padded_w - eff_w) / d->stride_w + 1;
+    const __int128 size = d->dtype == PYCNN_FLOAT64 ? 8 : 4;
+    /* Each factor is < 2^63, so the products are checked stepwise against 2^63. */
+    const __int128 limit = INT64_MAX;
+    __int128 x = (__int128)d->n * d->h;
+    x = x > limit ? x : x * d->w;
+    x = x > limit ? x : x * d->c_in;
+    __int128 y = (__int128)d->n * *oh;
+    y = y > limit ? y : y * *ow;
+    y = y > limit ? y : y * d->c_out;
+    __int128 col = *oh * *ow;
+    col = col > limit ? col : col * d->kh;
+    col = col > limit ? col : col * d->kw;
+    col = col > limit ? col : col * d->c_in;
+    __int128 wt = (__int128)d->kh * d->kw;
+    wt = wt > limit ? wt : wt * d->c_in;
+    wt = wt > limit ? wt : wt * d->c_out;
+    *too_big = x > limit / size || y > limit / size || col > limit / size || wt > limit / size;
+    return 1;
+}
+
+/* Naive float64 convolution and its two gradients (the executable spec). */
+static void reference(const pycnn_conv2d_desc *d, const void *x, const void *w, const void *bias,
+                      const void *dy, double *y, double *dx, double *dw, double *db,
+                      int64_t y_count, int64_t x_count, int64_t w_count)
+{
+    const pycnn_dtype t = d->dtype;
+    const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    for (int64_t i = 0; i < y_count; i++)
+        y[i] = bias ? get_value(bias, i % d->c_out, t) : 0.0;
+    memset(dx, 0, (size_t)x_count * sizeof(double));
+    memset(dw, 0, (size_t)w_count * sizeof(double));
+    memset(db, 0, (size_t)d->c_out * sizeof(double));
+    for (int64_t n = 0; n < d->n; n++)
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++)
+                for (int64_t co = 0; co < d->c_out; co++) {
+                    const int64_t yi = ((n * d->oh + oy) * d->ow + ox) * d->c_out + co;
+                    const int64_t g = co / cog;
+                    const double g_out = get_value(dy, yi, t);
+                    db[co] += g_out;
+                    for (int64_t i = 0; i < d->kh; i++) {
+                        const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
+                        if (iy < 0 || iy >= d->h)
+                            continue;
+                        for (int64_t j = 0; j < d->kw; j++) {
+                            const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
+                            if (ix < 0 || ix >= d->w)
+                                continue;
+                            for (int64_t ci = 0; ci < cig; ci++) {
+                                const int64_t xi = ((n * d->h + iy) * d->w + ix) * d->c_in + g * cig + ci;
+                                const int64_t wi = ((i * d->kw + j) * cig + ci) * d->c_out + co;
+                                y[yi] += get_value(x, xi, t) * get_value(w, wi, t);
+                                dx[xi] += g_out * get_value(w, wi, t);
+                                dw[wi] += get_value(x, xi, t) * g_out;
+                            }
+                        }
+                    }
+                }
+}
+
+static double max_abs(const double *v, int64_t count)
+{
+    double m = 0;
+    for (int64_t i = 0; i < count; i++)
+        if (fabs(v[i]) > m)
+            m = fabs(v[i]);
+    return m;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_bytes in = {data, size, 0};
+    conv_case c = decode(&in);
+    pycnn_conv2d_desc d = c.d;
+    __int128 oh = 0, ow = 0;
+    int too_big = 0;
+    const int valid = oracle(&c.d, &oh, &ow, &too_big);
+    const pycnn_status st = pycnn_conv2d_check(&d);
+    size_t ws_bytes = 0;
+    if (st != PYCNN_OK) {
+        if (valid && !too_big)
+            FUZZ_FAIL("conv2d_check rejected a valid descriptor: %s", pycnn_status_str(st));
+        if (valid && st != PYCNN_ERR_OVERFLOW)
+            FUZZ_FAIL("conv2d_check: oversized descriptor gave '%s', not overflow", pycnn_status_str(st));
+        /* Every pass must refuse it too, without touching the (NULL) arrays. */
+        if (pycnn_conv2d_forward(&c.d, NULL, NULL, NULL, NULL, NULL, 0) == PYCNN_OK ||
+            pycnn_conv2d_backward_data(&c.d, NULL, NULL, NULL, NULL, 0) == PYCNN_OK ||
+            pycnn_conv2d_backward_filter(&c.d, NULL, NULL, NULL, NULL, NULL, 0) == PYCNN_OK ||
+            pycnn_conv2d_workspace_size(&c.d, &ws_bytes) == PYCNN_OK)
+            FUZZ_FAIL("a conv2d pass accepted a descriptor that check rejected");
+        return 0;
+    }
+    if (!valid)
+        FUZZ_FAIL("conv2d_check accepted an invalid descriptor");
+    if (too_big)
+        FUZZ_FAIL("conv2d_check accepted sizes whose byte counts overflow int64");
+    if (d.oh != oh || d.ow != ow)
+        FUZZ_FAIL("conv2d_check: output %lldx%lld, expected %lldx%lld", (long long)d.oh, (long long)d.ow,
+                  (long long)oh, (long long)ow);
+    const pycnn_status ws_st = pycnn_conv2d_workspace_size(&d, &ws_bytes);
+    if (ws_st != PYCNN_OK) {
+        if (ws_st != PYCNN_ERR_OVERFLOW)
+            FUZZ_FAIL("conv2d_workspace_size: %s", pycnn_status_str(ws_st));
+        return 0;
+    }
+
+    const int64_t x_dims[] = {d.n, d.h, d.w, d.c_in}, y_dims[] = {d.n, d.oh, d.ow, d.c_out};
+    const int64_t w_dims[] = {d.kh, d.kw, d.groups ? d.c_in / d.groups : 0, d.c_out};
+    const int64_t x_count = small_count(x_dims, 4), y_count = small_count(y_dims, 4);
+    const int64_t w_count = small_count(w_dims, 4);
+    if (x_count < 0 || y_count < 0 || w_count < 0 || ws_bytes > FUZZ_MAX_WORKSPACE ||
+        (__int128)y_count * d.kh * d.kw * (d.c_in / d.groups) > FUZZ_MAX_WORK)
+        return 0;
+
+    void *x = alloc_array(x_count, d.dtype), *w = alloc_array(w_count, d.dtype);
+    void *bias = c.bias ? alloc_array(d.c_out, d.dtype) : NULL;
+    void *y = alloc_array(y_count, d.dtype), *dy = alloc_array(y_count, d.dtype);
+    void *dx = alloc_array(x_count, d.dtype), *dw = alloc_array(w_count, d.dtype);
+    void *db = alloc_array(d.c_out, d.dtype);
+    char *ws = malloc(ws_bytes ? ws_bytes : 1);
+    double *ry = malloc(sizeof(double) * (size_t)(y_count + 1)), *rdx = malloc(sizeof(double) * (size_t)(x_count + 1));
+    double *rdw = malloc(sizeof(double) * (size_t)(w_count + 1)), *rdb = malloc(sizeof(double) * (size_t)(d.c_out + 1));
+    fill_small(x, x_count, d.dtype, c.seed, c.nan);
+    nan_inputs = c.nan;
+    fill_small(w, w_count, d.dtype, c.seed + 1, 0);
+    fill_small(dy, y_count, d.dtype, c.seed + 2, 0);
+    if (bias)
+        fill_small(bias, d.c_out, d.dtype, c.seed + 3, 0);
+    reference(&d, x, w, bias, dy, ry, rdx, rdw, rdb, y_count, x_count, w_count);
+    const double k_terms = (double)(d.kh * d.kw * (d.c_in / d.groups));
+    const double scale = 16.0 * (k_terms + 1) * (double)(d.n * d.oh * d.ow + 1);
+
+    pycnn_status s = pycnn_conv2d_forward(&d, x, w, bias, y, ws, ws_bytes);
+    if (s != PYCNN_OK)
+        FUZZ_FAIL("conv2d_forward: %s", pycnn_status_str(s));
+    expect_close("conv2d y", y, ry, y_count, d.dtype, 16.0 * (k_terms + 1));
+    s = pycnn_conv2d_backward_data(&d, dy, w, dx, ws, ws_bytes);
+    if (s != PYCNN_OK)
+        FUZZ_FAIL("conv2d_backward_data: %s", pycnn_status_str(s));
+    expect_close("conv2d dx", dx, rdx, x_count, d.dtype, 16.0 * (double)(d.kh * d.kw * d.c_out + 1));
+    s = pycnn_conv2d_backward_filter(&d, x, dy, dw, db, ws, ws_bytes);
+    if (s != PYCNN_OK)
+        FUZZ_FAIL("conv2d_backward_filter: %s", pycnn_status_str(s));
+    expect_close("conv2d dw", dw, rdw, w_count, d.dtype, scale);
+    expect_close("conv2d dbias", db, rdb, d.c_out, d.dtype, scale + max_abs(rdb, d.c_out));
+
+    /* The passes must refuse a short workspace, a wrong output size and NULL arrays. */
+    if (ws_bytes > 0 && pycnn_conv2d_forward(&d, x, w, bias, y, ws, ws_bytes - 1) != PYCNN_ERR_WORKSPACE_TOO_SMALL)
+        FUZZ_FAIL("conv2d_forward accepted a workspace one byte short");
+    pycnn_conv2d_desc wrong = d;
+    wrong.oh += 1;
+    if (pycnn_conv2d_forward(&wrong, x, w, bias, y, ws, ws_bytes) != PYCNN_ERR_BAD_OUTPUT_SIZE)
+        FUZZ_FAIL("conv2d_forward accepted a wrong output height");
+    if (d.n > 0 && pycnn_conv2d_backward_data(&d, NULL, w, dx, ws, ws_bytes) != PYCNN_ERR_NULL_POINTER)
+        FUZZ_FAIL("conv2d_backward_data accepted dy = NULL");
+
+    /* An interrupt mid-op stops it cleanly; a completed run is unchanged. */
+    if (c.interrupt) {
+        poll_budget = c.budget;
+        pycnn_set_interrupt_poll(fuzz_poll);
+        s = pycnn_conv2d_forward(&d, x, w, bias, y, ws, ws_bytes);
+        const pycnn_status s2 = pycnn_conv2d_backward_filter(&d, x, dy, dw, db, ws, ws_bytes);
+        pycnn_set_interrupt_poll(NULL);
+        if ((s != PYCNN_OK && s != PYCNN_ERR_INTERRUPTED) || (s2 != PYCNN_OK && s2 != PYCNN_ERR_INTERRUPTED))
+            FUZZ_FAIL("interrupted conv2d returned %s / %s", pycnn_status_str(s), pycnn_status_str(s2));
+        if (s == PYCNN_OK)
+            expect_close("conv2d y (poll set)", y, ry, y_count, d.dtype, 16.0 * (k_terms + 1));
+    }
+    free(x); free(w); free(bias); free(y); free(dy); free(dx); free(dw); free(db); free(ws);
+    free(ry); free(rdx); free(rdw); free(rdb);
+    return 0;
+}
