@@ -129,18 +129,12 @@ AUGMENT_CELL = """datagen = tf.keras.preprocessing.image.ImageDataGenerator(rota
 batch_x, batch_y = next(datagen.flow(x_train, y_train_cat, batch_size=8, seed=0))"""
 
 
-def _engine_has_augmentation():
-    from pycnn import _engine
-    return hasattr(_engine, "affine_warp")
-
-
 @needs_data
 def test_tf_style_notebook_runs_with_only_imports_changed(tmp_path):
     import nbformat
     from pycnn.testing import run_notebook
     nb = nbformat.v4.new_notebook()
-    augment = _engine_has_augmentation()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in TF_STYLE_CELLS + ([AUGMENT_CELL] if augment else [])]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in TF_STYLE_CELLS + [AUGMENT_CELL]]
     nb.cells.insert(1, nbformat.v4.new_code_cell(f"DATA_DIR = {str(DATA_DIR)!r}"))
     # The port: exactly the import lines change.
     first = nb.cells[0].source
@@ -157,7 +151,4 @@ def test_tf_style_notebook_runs_with_only_imports_changed(tmp_path):
     assert ns.y_pred.tolist() == np.argmax(ns.probs, axis=1).tolist()
     assert ns.squeezed.shape == (10,) and ns.squeezed[3] == 1.0
     assert len(ns.history.history["loss"]) == 2
-    if not augment:
-        pytest.skip("ImageDataGenerator part left out: this engine build lacks the augmentation kernels "
-                    "(csrc/binding/module.c does not register the augment methods)")
     assert ns.batch_x.shape == (8, 28, 28, 1) and ns.batch_y.shape == (8, 10)
