@@ -873,6 +873,9 @@ def mse(pred, target):
     """Mean squared error over every element, and its gradient 2 (pred - target) / size."""
     op = "mse"
     pred = np.ascontiguousarray(as_float_array(op, "pred", pred))
+    target = np.asarray(target)
+    if target.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: target dtype {target.dtype} is not supported (expected real numbers)")
     target = np.ascontiguousarray(target, dtype=pred.dtype)
     if target.shape != pred.shape:
         raise ValueError(f"{op}: target must have the prediction's shape {shape_str(pred.shape)}; "

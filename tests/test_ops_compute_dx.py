@@ -40,3 +40,9 @@ def test_first_layer_of_a_model_gets_the_same_gradients():
     model._backward(dy, need_input_grad=False)
     for a, b in zip(full, [v.grad for v in model.trainable_weights]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_mse_rejects_a_complex_target():
+    """Reliability finding H5: a complex target must not lose its imaginary part silently."""
+    with pytest.raises(TypeError, match=r"mse: target dtype complex128"):
+        ops.mse(np.zeros(3), np.zeros(3, complex))
