@@ -26,11 +26,20 @@ def _interactive(stream):
             return True
     except (AttributeError, ValueError):
         pass
-    return "ipykernel" in sys.modules or "PYCHARM_HOSTED" in os.environ
+    return _in_notebook() or "PYCHARM_HOSTED" in os.environ
 
 
 def _in_notebook():
-    return "ipykernel" in sys.modules
+    """True inside a Jupyter/Colab kernel (not merely when ipykernel was imported, as
+    nbclient or a test runner may do)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:   # an IPython too broken to ask is no notebook
+        return False
+    return getattr(shell, "kernel", None) is not None
 
 
 def format_value(value):

@@ -92,7 +92,7 @@ LONG_OPS = {
     "conv2d": lambda x, w: ops.conv2d(x, w, padding="same"),
     "conv2d_backward": lambda x, w: ops.conv2d_backward(np.ones((64, 64, 64, 64), np.float32), x, w,
                                                         padding="same"),
-    "max_pool2d": lambda x, w: ops.max_pool2d(x, 7, strides=1),
+    "max_pool2d": lambda x, w: ops.max_pool2d(x, 15, strides=1),
 }
 
 
@@ -160,7 +160,7 @@ GIL_OPS = {
     "dense": lambda: ops.dense(GIL_X.reshape(-1, 32 * 64)[:, :2048], normal(2048, 512)),
     "max_pool2d_backward": lambda: ops.max_pool2d_backward(np.ones((64, 60, 60, 32), np.float32),
                                                            np.repeat(GIL_X, 4, axis=0), 5, strides=1),
-    "avg_pool2d": lambda: ops.avg_pool2d(np.repeat(GIL_X, 4, axis=0), 5, strides=1),
+    "avg_pool2d": lambda: ops.avg_pool2d(np.repeat(GIL_X, 4, axis=0), 11, strides=1),
     "im2col": lambda: ops.im2col(GIL_X, 5, padding="same"),
 }
 

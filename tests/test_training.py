@@ -331,7 +331,10 @@ def test_fit_on_augmentation_flow_is_reproducible_with_set_random_seed():
 def test_progbar_in_a_notebook_redraws_in_place_but_throttled(monkeypatch):
     import sys
     import types
-    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    # A running kernel: IPython.get_ipython() returns a shell that has a kernel.
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
     out = io.StringIO()                                 # notebook streams are not TTYs
     bar = Progbar(100, stream=out)
     assert bar.interval == 0.5
