@@ -755,18 +755,20 @@ class Model(Layer):
                 if cbs:
                     cbs.call("on_predict_batch_begin", i, None)
                 yb = self(xb, training=False)
+                parts = list(yb) if isinstance(yb, (list, tuple)) else [yb]   # one array per output
                 if out is None:
                     rows = min(n, batches.steps * batch_size)
-                    out = np.empty((rows,) + yb.shape[1:], dtype=yb.dtype)
+                    out = [np.empty((rows,) + p.shape[1:], dtype=p.dtype) for p in parts]
                 start = i * batch_size
-                out[start:start + len(yb)] = yb
+                for buffer, part in zip(out, parts):
+                    buffer[start:start + len(part)] = part
                 if bar is not None:
                     bar.update(i + 1, finalize=i + 1 == batches.steps)
                 if cbs:
                     cbs.call("on_predict_batch_end", i, {"outputs": yb})
             if cbs:
                 cbs.call("on_predict_end", None)
-            return out
+            return out if getattr(self, "_multi_output", False) else out[0]   # Sequential: one output
         batches = _IterableBatches(x, steps, "Model.predict", needs_targets=False)
         outs = []
         for i, (xb, _, _) in enumerate(batches.epoch()):
