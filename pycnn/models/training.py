@@ -229,6 +229,8 @@ class Model(Layer):
 
     ``pycnn.models.Model(inputs, outputs, name=None)`` builds a functional model (like Keras)."""
 
+    _multi_output = False   # a functional model with several outputs sets it
+
     def __new__(cls, *args, **kwargs):
         if cls is Model:
             from pycnn.models.functional import Functional
@@ -768,7 +770,7 @@ class Model(Layer):
                     cbs.call("on_predict_batch_end", i, {"outputs": yb})
             if cbs:
                 cbs.call("on_predict_end", None)
-            return out if getattr(self, "_multi_output", False) else out[0]   # Sequential: one output
+            return out if self._multi_output else out[0]
         batches = _IterableBatches(x, steps, "Model.predict", needs_targets=False)
         outs = []
         for i, (xb, _, _) in enumerate(batches.epoch()):
