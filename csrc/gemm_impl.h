@@ -52,6 +52,23 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
                     c[i * g->ldc + j] = 0;
         return;
     }
+    if (g->m <= GEMM_SMALL_M && !g->trans_b) {
+        /* A few rows (a dense layer at batch 1-4): packing would copy all of B to use it
+         * once, so stream B's rows straight into C instead (memory-bound either way). */
+        for (int64_t i = 0; i < g->m && !g->accumulate; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                c[i * g->ldc + j] = 0;
+        for (int64_t p = 0; p < g->k; p++) {
+            const T *restrict b_row = b + p * g->ldb;
+            for (int64_t i = 0; i < g->m; i++) {
+                const T a_ip = g->trans_a ? a[p * g->lda + i] : a[i * g->lda + p];
+                T *restrict c_row = c + i * g->ldc;
+                for (int64_t j = 0; j < g->n; j++)
+                    c_row[j] += a_ip * b_row[j];
+            }
+        }
+        return;
+    }
     /* Packed A block, then packed B panel: the layout gemm_pack_bytes() sizes. */
     T *a_pack = (T *)pack;
     T *b_pack = a_pack + packed_rows(g->m) * min64(GEMM_KC, g->k);

@@ -8,6 +8,7 @@
 #define GEMM_NC 2048   /* columns of a packed B panel (a multiple of every NR)      */
 #define GEMM_MR_MAX 8  /* largest MR of any kernel: bounds the packing space        */
 #define GEMM_NR_MAX 32 /* largest NR of any kernel                                 */
+#define GEMM_SMALL_M 4 /* at most this many rows of C: no packing (see gemm_impl.h) */
 
 /*
  * Micro-kernel contract (BLIS): a is a packed mr_tile x k panel (column p at
