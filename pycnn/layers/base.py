@@ -210,30 +210,27 @@ class Layer:
         for layer in self._layers:
             layer.trainable = value
 
-    @property
-    def weights(self):
-        """Own trainable variables, own non-trainable variables, then nested layers' weights."""
-        own = [v for v in self._variables if v.trainable] + [v for v in self._variables if not v.trainable]
+    def _with_nested(self, own, nested_attribute):
+        """own followed by each nested layer's `nested_attribute` list, shared variables once."""
         seen = {id(v) for v in own}
         for layer in self._layers:
-            for v in layer.weights:
+            for v in getattr(layer, nested_attribute):
                 if id(v) not in seen:
                     seen.add(id(v))
                     own.append(v)
         return own
 
     @property
+    def weights(self):
+        """Own trainable variables, own non-trainable variables, then nested layers' weights."""
+        own = [v for v in self._variables if v.trainable] + [v for v in self._variables if not v.trainable]
+        return self._with_nested(own, "weights")
+
+    @property
     def trainable_weights(self):
         if not self.trainable:
             return []
-        own = [v for v in self._variables if v.trainable]
-        seen = {id(v) for v in own}
-        for layer in self._layers:
-            for v in layer.trainable_weights:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    own.append(v)
-        return own
+        return self._with_nested([v for v in self._variables if v.trainable], "trainable_weights")
 
     @property
     def non_trainable_weights(self):
