@@ -82,22 +82,32 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     const int64_t row_bytes = no_col ? 0 : p->k * size;
     const int64_t budget_rows = no_col ? CONV_DIRECT_ROWS : max64(CONV_COL_BUDGET / max64(row_bytes, 1), 1);
     p->images = d->n;
-    if (p->rows_per_image <= budget_rows) {
-        /* Whole images per chunk, but several chunks when the batch allows so
-         * threads have work; this depends only on the shape, never on threads. */
+    /* Chunks of about a quarter of all rows, so threads have work, but never
+     * under CONV_MIN_CHUNK_ROWS nor over the buffer budget.  Shape-only. */
+    int64_t total_rows;
+    if (!mul_ok(d->n, p->rows_per_image, &total_rows))
+        return PYCNN_ERR_OVERFLOW;
+    const int64_t target_rows = min64(budget_rows, max64(ceil_div64(total_rows, CONV_SLOTS), CONV_MIN_CHUNK_ROWS));
+    if (p->rows_per_image <= target_rows) {
         p->pieces = 1;
-        p->images_per_chunk = min64(budget_rows / p->rows_per_image, max64(ceil_div64(d->n, CONV_SLOTS), 1));
+        p->images_per_chunk = target_rows / p->rows_per_image;
         p->rows_per_piece = p->images_per_chunk * p->rows_per_image;
         p->chunks = ceil_div64(d->n, p->images_per_chunk);
     } else {
-        /* An image larger than the budget is cut into balanced pieces of rows. */
-        p->pieces = ceil_div64(p->rows_per_image, budget_rows);
+        /* An image larger than the target is cut into balanced pieces of rows. */
+        p->pieces = ceil_div64(p->rows_per_image, target_rows);
         p->rows_per_piece = ceil_div64(p->rows_per_image, p->pieces);
         p->images_per_chunk = 1;
         if (!mul_ok(d->n, p->pieces, &p->chunks))
             return PYCNN_ERR_OVERFLOW;
     }
-    p->slots = min64(CONV_SLOTS, max64(p->chunks, 1));
+    /* A 1x1 pass with too few rows for every slot splits its columns as well. */
+    const int64_t want_blocks = p->direct && p->chunks < CONV_SLOTS ? ceil_div64(CONV_SLOTS, max64(p->chunks, 1)) : 1;
+    p->out_col_blocks = max64(1, min64(want_blocks, d->c_out / CONV_MIN_BLOCK_COLS));
+    p->in_col_blocks = max64(1, min64(want_blocks, d->c_in / CONV_MIN_BLOCK_COLS));
+    p->filter_col_blocks = p->direct ? max64(1, min64(CONV_SLOTS, d->c_out / CONV_MIN_BLOCK_COLS)) : 1;
+    p->slots = min64(CONV_SLOTS, max64(p->chunks * max64(p->out_col_blocks, p->in_col_blocks),
+                                        max64(p->filter_col_blocks, 1)));
     const int64_t work_dims[] = {d->n, p->rows_per_image, p->k, d->c_out};
     if (!product_ok(work_dims, 4, &p->work))
         p->work = INT64_MAX;
@@ -123,7 +133,8 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
                          gemm_pack_bytes(d->dtype, max64(p->k, p->cog), max64(p->k, rows), max64(rows, p->k))));
     if (!mul_ok(p->k * d->c_out + d->c_out, size, &partial))
         return PYCNN_ERR_OVERFLOW;
-    p->partial_bytes = align_up64(partial);
+    /* Column-split backward-filter writes dw directly: no partials. */
+    p->partial_bytes = p->filter_col_blocks > 1 ? 0 : align_up64(partial);
     /* Large weights (a big dense layer): one partial gradient, not one per slot. */
     if (p->partial_bytes > CONV_PARTIAL_BUDGET / CONV_SLOTS)
         p->slots = 1;
@@ -362,9 +373,9 @@ pycnn_status pycnn_conv2d_transpose_forward(const pycnn_conv2d_transpose_desc *t
         return st;
     const int64_t pixels = t->n * t->oh * t->ow;
     if (t->dtype == PYCNN_FLOAT32)
-        add_bias_f32(y, bias, pixels, t->c_out);
+        add_bias_f32(y, bias, pixels, t->c_out, t->c_out);
     else
-        add_bias_f64(y, bias, pixels, t->c_out);
+        add_bias_f64(y, bias, pixels, t->c_out, t->c_out);
     return PYCNN_OK;
 }
 
@@ -403,8 +414,8 @@ pycnn_status pycnn_conv2d_transpose_backward_filter(const pycnn_conv2d_transpose
     const int64_t pixels = t->n * t->oh * t->ow;
     memset(dbias, 0, (size_t)t->c_out * dtype_size(t->dtype));
     if (t->dtype == PYCNN_FLOAT32)
-        add_row_sums_f32(dy, pixels, t->c_out, dbias);
+        add_row_sums_f32(dy, pixels, t->c_out, t->c_out, dbias);
     else
-        add_row_sums_f64(dy, pixels, t->c_out, dbias);
+        add_row_sums_f64(dy, pixels, t->c_out, t->c_out, dbias);
     return PYCNN_OK;
 }

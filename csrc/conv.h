@@ -13,6 +13,11 @@
 #define CONV_PARTIAL_BUDGET (64 << 20)
 /* Target rows of one chunk when no im2col buffer is needed (1x1 convolutions). */
 #define CONV_DIRECT_ROWS 4096
+/* Fewest rows a chunk is cut to so that threads have work: below this, the
+ * weights would be packed again for too little arithmetic. */
+#define CONV_MIN_CHUNK_ROWS 256
+/* Narrowest column block when a 1x1 pass with few rows is split by columns. */
+#define CONV_MIN_BLOCK_COLS 64
 
 typedef struct {
     int64_t cig, cog;            /* channels per group, in and out       */
@@ -28,6 +33,11 @@ typedef struct {
     int depthwise;               /* one input channel per group: direct loops, no GEMM */
     int narrow;                  /* few output channels: GEMMs run transposed (see conv.c) */
     int64_t narrow_bytes;        /* the transposed output buffer, inside col_bytes */
+    /* 1x1 passes with fewer chunks than slots also split their output columns
+     * (forward: c_out, backward-data: c_in) into this many blocks; backward-
+     * filter splits dw's columns into filter_col_blocks and then needs no
+     * partial sums (each element has one owner).  1 = no split. */
+    int64_t out_col_blocks, in_col_blocks, filter_col_blocks;
     int64_t col_bytes, pack_bytes, partial_bytes, slot_bytes;
     int64_t slots;
     int64_t work;                /* multiply-adds of one pass (saturating), to decide on threads */
@@ -44,6 +54,14 @@ static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m
         *m0 = chunk / p->pieces * p->rows_per_image + start;
         *rows = min64(p->rows_per_piece, p->rows_per_image - start);
     }
+}
+
+/* Columns [*j0, *j0 + *width) of block `block` when `cols` columns are cut into `blocks`. */
+static inline void conv_column_block(int64_t cols, int64_t blocks, int64_t block, int64_t *j0, int64_t *width)
+{
+    const int64_t step = blocks == 1 ? cols : (ceil_div64(cols, blocks) + 31) / 32 * 32;
+    *j0 = min64(block * step, cols);
+    *width = min64(step, cols - *j0);
 }
 
 /* Validates the geometry; negative trailing padding is allowed only for the
@@ -63,8 +81,8 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
                       const T *x, int64_t m0, int64_t rows, T *col);                       \
     void col2im_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
                       const T *col, int64_t m0, int64_t rows, T *x);                       \
-    void add_bias_##SFX(T *y, const T *bias, int64_t rows, int64_t channels);              \
-    void add_row_sums_##SFX(const T *dy, int64_t rows, int64_t channels, T *sum);
+    void add_bias_##SFX(T *y, const T *bias, int64_t rows, int64_t channels, int64_t ld);              \
+    void add_row_sums_##SFX(const T *dy, int64_t rows, int64_t channels, int64_t ld, T *sum);
 DECLARE_CONV_PASSES(f32, float)
 DECLARE_CONV_PASSES(f64, double)
 

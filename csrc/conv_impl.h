@@ -63,20 +63,20 @@ void FN(col2im)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
     }
 }
 
-/* y[r, c] += bias[c] for every row. */
-void FN(add_bias)(T *y, const T *bias, int64_t rows, int64_t channels)
+/* y[r, c] += bias[c] for every row (rows ld elements apart). */
+void FN(add_bias)(T *y, const T *bias, int64_t rows, int64_t channels, int64_t ld)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < channels; c++)
-            y[r * channels + c] += bias[c];
+            y[r * ld + c] += bias[c];
 }
 
-/* sum[c] += dy[r, c] over the rows, in row order. */
-void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, T *sum)
+/* sum[c] += dy[r, c] over the rows, in row order (rows ld elements apart). */
+void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, int64_t ld, T *sum)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < channels; c++)
-            sum[c] += dy[r * channels + c];
+            sum[c] += dy[r * ld + c];
 }
 
 /* ---- depthwise: groups == c_in, cog = c_out / c_in filters per channel ----
@@ -163,28 +163,100 @@ static void FN(depthwise_backward_filter)(const pycnn_conv2d_desc *d, int64_t mu
     })
 }
 
+/* ---- 1x1, stride 1, no padding: x is its own im2col, so no scatter either ---- */
+
+/* dx[:, cols] = dy * w[cols, :]^T per chunk of rows (or column block of one). */
+static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const conv_plan *p,
+                                             const T *dy, const T *w, T *dx, char *ws)
+{
+    const int64_t blocks = p->in_col_blocks, items = p->chunks * blocks;
+    int stop = 0;
+    #pragma omp parallel num_threads(worker_threads(min64(items, p->slots), p->work))
+    {
+        void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t item = 0; item < items; item++) {
+            if (THREAD_ID() == 0 && interrupt_requested())
+                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+                continue;
+            int64_t m0, rows, j0, width;
+            conv_chunk_rows(p, item / blocks, &m0, &rows);
+            conv_column_block(d->c_in, blocks, item % blocks, &j0, &width);
+            const gemm_args args = {0, 1, 0, rows, width, d->c_out, d->c_out, d->c_out, d->c_in};
+            FN(gemm)(&args, dy + m0 * d->c_out, w + j0 * d->c_out, dx + m0 * d->c_in + j0, pack);
+        }
+    }
+    return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
+}
+
+/* dw[:, cols] = x^T * dy[:, cols], each column block owned by one thread and
+ * accumulated over the chunks in order: no partial sums to reduce. */
+static pycnn_status FN(direct_backward_filter)(const pycnn_conv2d_desc *d, const conv_plan *p,
+                                               const T *x, const T *dy, T *dw, T *dbias, char *ws)
+{
+    const int64_t blocks = p->filter_col_blocks;
+    int stop = 0;
+    #pragma omp parallel num_threads(worker_threads(min64(blocks, p->slots), p->work))
+    {
+        void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t block = 0; block < blocks; block++) {
+            int64_t j0, width;
+            conv_column_block(d->c_out, blocks, block, &j0, &width);
+            if (dbias != NULL)
+                for (int64_t c = j0; c < j0 + width; c++)
+                    dbias[c] = 0;
+            for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
+                if (THREAD_ID() == 0 && interrupt_requested())
+                    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+                if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+                    break;
+                int64_t m0, rows;
+                conv_chunk_rows(p, chunk, &m0, &rows);
+                const gemm_args args = {1, 0, chunk > 0, d->c_in, width, rows, d->c_in, d->c_out, d->c_out};
+                FN(gemm)(&args, x + m0 * d->c_in, dy + m0 * d->c_out + j0, dw + j0, pack);
+                if (dbias != NULL)
+                    FN(add_row_sums)(dy + m0 * d->c_out + j0, rows, width, d->c_out, dbias + j0);
+            }
+        }
+    }
+    return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
+}
+
 pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *bias, T *y, char *ws)
 {
+    /* A work item is a chunk of rows, or (1x1 with few chunks) one column block of one. */
+    const int64_t blocks = p->out_col_blocks, items = p->chunks * blocks;
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots), p->work))
+    #pragma omp parallel num_threads(worker_threads(min64(items, p->slots), p->work))
     {
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
         void *pack = slot + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
-        for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
+        for (int64_t item = 0; item < items; item++) {
             if (THREAD_ID() == 0 && interrupt_requested())
                 __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
             if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
                 continue;
             int64_t m0, rows;
-            conv_chunk_rows(p, chunk, &m0, &rows);
+            conv_chunk_rows(p, item / blocks, &m0, &rows);
             if (p->depthwise) {
                 FN(depthwise_forward)(d, p->cog, x, w, bias, y, m0, rows);
                 continue;
             }
             T *y_chunk = y + m0 * d->c_out;
+            if (p->direct && !p->narrow) {   /* pixels are the GEMM's rows: y[:, cols] = x * w[:, cols] */
+                int64_t j0, width;
+                conv_column_block(d->c_out, blocks, item % blocks, &j0, &width);
+                const gemm_args args = {0, 0, 0, rows, width, d->c_in, d->c_in, d->c_out, d->c_out};
+                FN(gemm)(&args, x + m0 * d->c_in, w + j0, y_chunk + j0, pack);
+                if (bias != NULL)
+                    FN(add_bias)(y_chunk + j0, bias + j0, rows, width, d->c_out);
+                continue;
+            }
             for (int64_t g = 0; g < d->groups; g++) {
                 const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
                 if (!p->direct) {
@@ -206,7 +278,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 FN(gemm)(&args, a, w + g * p->cog, y_chunk + g * p->cog, pack);
             }
             if (bias != NULL)
-                FN(add_bias)(y_chunk, bias, rows, d->c_out);
+                FN(add_bias)(y_chunk, bias, rows, d->c_out, d->c_out);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
@@ -215,6 +287,8 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
 pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                     const T *dy, const T *w, T *dx, char *ws)
 {
+    if (p->direct)
+        return FN(direct_backward_data)(d, p, dy, w, dx, ws);
     /* col2im scatters into dx across a whole image, so a thread owns whole
      * images: a unit is one chunk of whole images, or every piece of one image. */
     const int64_t units = p->pieces == 1 ? p->chunks : d->n;
@@ -234,11 +308,6 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
                 int64_t m0, rows;
                 conv_chunk_rows(p, unit * p->pieces + piece, &m0, &rows);
                 const T *dy_chunk = dy + m0 * d->c_out;
-                if (p->direct) {   /* dx = dy * w^T, rows map one to one */
-                    const gemm_args args = {0, 1, 0, rows, d->c_in, d->c_out, d->c_out, d->c_out, d->c_in};
-                    FN(gemm)(&args, dy_chunk, w, dx + m0 * d->c_in, pack);
-                    continue;
-                }
                 if (piece == 0) {   /* zero the unit's images before the first scatter */
                     const int64_t image0 = m0 / p->rows_per_image;
                     const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
@@ -264,6 +333,8 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
 pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                       const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
+    if (p->filter_col_blocks > 1)
+        return FN(direct_backward_filter)(d, p, x, dy, dw, dbias, ws);
     const int64_t w_count = p->k * d->c_out;   /* kh*kw*cig*c_out */
     const int64_t used_slots = min64(p->slots, p->chunks);
     int stop = 0;
@@ -308,7 +379,7 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
                 const gemm_args args = {1, 0, !first, p->k, p->cog, rows, lda, d->c_out, d->c_out};
                 FN(gemm)(&args, a, dy_chunk + g * p->cog, dw_part + g * p->cog, pack);
             }
-            FN(add_row_sums)(dy_chunk, rows, d->c_out, db_part);
+            FN(add_row_sums)(dy_chunk, rows, d->c_out, d->c_out, db_part);
             first = 0;
         }
         if (first)   /* no chunk reached this slot (interrupted): contribute zeros */

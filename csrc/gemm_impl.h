@@ -24,16 +24,24 @@ static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
 {
     for (int64_t jr = 0; jr < nb; jr += NR) {
         const int64_t nr = min64(NR, nb - jr);
-        for (int64_t p = 0; p < kb; p++) {
-            const int64_t row = p0 + p;
-            if (!g->trans_b) {
-                const T *src = b + row * g->ldb + j0 + jr;
-                for (int64_t j = 0; j < nr; j++)
-                    out[j] = src[j];
-            } else {
-                for (int64_t j = 0; j < nr; j++)
-                    out[j] = b[(j0 + jr + j) * g->ldb + row];
+        if (g->trans_b) {
+            /* B is stored [n, k]: walk each stored row contiguously and scatter it
+             * down one panel column (the panel is small and stays in cache). */
+            for (int64_t j = 0; j < nr; j++) {
+                const T *src = b + (j0 + jr + j) * g->ldb + p0;
+                for (int64_t p = 0; p < kb; p++)
+                    out[p * NR + j] = src[p];
             }
+            for (int64_t p = 0; p < kb; p++)
+                for (int64_t j = nr; j < NR; j++)
+                    out[p * NR + j] = 0;
+            out += kb * NR;
+            continue;
+        }
+        for (int64_t p = 0; p < kb; p++) {
+            const T *src = b + (p0 + p) * g->ldb + j0 + jr;
+            for (int64_t j = 0; j < nr; j++)
+                out[j] = src[j];
             for (int64_t j = nr; j < NR; j++)
                 out[j] = 0;
             out += NR;
@@ -73,8 +81,10 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
     T *a_pack = (T *)pack;
     T *b_pack = a_pack + packed_rows(g->m) * min64(GEMM_KC, g->k);
     const int64_t MR = UKERNEL.mr, NR = UKERNEL.nr;
-    for (int64_t jc = 0; jc < g->n; jc += GEMM_NC) {
-        const int64_t nb = min64(GEMM_NC, g->n - jc);
+    /* One block of rows uses each packed B panel once: a narrower panel stays in L2. */
+    const int64_t NC = g->m <= GEMM_MC ? GEMM_NC_SHORT : GEMM_NC;
+    for (int64_t jc = 0; jc < g->n; jc += NC) {
+        const int64_t nb = min64(NC, g->n - jc);
         for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
             const int64_t kb = min64(GEMM_KC, g->k - pc);
             const int accumulate = g->accumulate || pc > 0;

@@ -106,6 +106,38 @@ def test_dense_backward_is_thread_count_independent(rng):
     np.testing.assert_allclose(dx, dy.astype(np.float64) @ kernel.T, rtol=1e-3, atol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_dense_at_small_batch_is_thread_count_independent(rng, dtype):
+    # 24 rows are one chunk: the 1x1 path splits the 300 output (and 260 input)
+    # columns into blocks instead, and backward-filter gives each block of dw
+    # one owner (no partial sums); the column blocks are not multiples of 32.
+    x = _rand(rng, (24, 260), dtype)
+    kernel = _rand(rng, (260, 300), dtype)
+    bias = _rand(rng, (300,), dtype)
+    dy = _rand(rng, (24, 300), dtype)
+    dx, dkernel, dbias = _assert_bit_identical(lambda: ops.dense_backward(dy, x, kernel, bias))
+    y = _assert_bit_identical(lambda: ops.dense(x, kernel, bias))[0]
+    tol = 1e-3 if dtype == np.float32 else 1e-10
+    x64, k64, dy64 = x.astype(np.float64), kernel.astype(np.float64), dy.astype(np.float64)
+    np.testing.assert_allclose(y, x64 @ k64 + bias, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(dkernel, x64.T @ dy64, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(dbias, dy64.sum(0), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(dx, dy64 @ k64.T, rtol=tol, atol=tol * 10)
+
+
+def test_pointwise_conv_on_one_image_is_thread_count_independent(rng):
+    # One 40x40 image (1600 rows): cut into 4 pieces of rows so both threads work.
+    x = _rand(rng, (1, 40, 40, 96))
+    kernel = _rand(rng, (1, 1, 96, 160))
+    dy = _rand(rng, (1, 40, 40, 160))
+    dx, dkernel, _ = _assert_bit_identical(lambda: ops.conv2d_backward(dy, x, kernel))
+    y = _assert_bit_identical(lambda: ops.conv2d(x, kernel))[0]
+    x2, dy2 = x.reshape(-1, 96).astype(np.float64), dy.reshape(-1, 160).astype(np.float64)
+    np.testing.assert_allclose(y.reshape(-1, 160), x2 @ kernel[0, 0], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(dkernel[0, 0], x2.T @ dy2, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(dx.reshape(-1, 96), dy2 @ kernel[0, 0].T.astype(np.float64), rtol=1e-3, atol=1e-2)
+
+
 @pytest.mark.parametrize("mode", ["max", "avg"])
 def test_pool_backward_with_overlapping_windows_is_thread_count_independent(rng, mode):
     x = _rand(rng, (16, 29, 29, 8))
