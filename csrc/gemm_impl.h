@@ -81,10 +81,8 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
     T *a_pack = (T *)pack;
     T *b_pack = a_pack + packed_rows(g->m) * min64(GEMM_KC, g->k);
     const int64_t MR = UKERNEL.mr, NR = UKERNEL.nr;
-    /* One block of rows uses each packed B panel once: a narrower panel stays in L2. */
-    const int64_t NC = g->m <= GEMM_MC ? GEMM_NC_SHORT : GEMM_NC;
-    for (int64_t jc = 0; jc < g->n; jc += NC) {
-        const int64_t nb = min64(NC, g->n - jc);
+    for (int64_t jc = 0; jc < g->n; jc += GEMM_NC) {
+        const int64_t nb = min64(GEMM_NC, g->n - jc);
         for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
             const int64_t kb = min64(GEMM_KC, g->k - pc);
             const int accumulate = g->accumulate || pc > 0;

@@ -6,9 +6,6 @@
 #define GEMM_KC 256    /* depth of a packed block (an A block stays in L2)        */
 #define GEMM_MC 96     /* rows of a packed A block (a multiple of every kernel's MR) */
 #define GEMM_NC 2048   /* columns of a packed B panel (a multiple of every NR)      */
-#ifndef GEMM_NC_SHORT
-#define GEMM_NC_SHORT 256 /* the same when A has at most GEMM_MC rows (fits L2)    */
-#endif
 #define GEMM_MR_MAX 8  /* largest MR of any kernel: bounds the packing space        */
 #define GEMM_NR_MAX 32 /* largest NR of any kernel                                 */
 #define GEMM_SMALL_M 4 /* at most this many rows of C: no packing (see gemm_impl.h) */
