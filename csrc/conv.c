@@ -149,6 +149,57 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     return PYCNN_OK;
 }
 
+/* Backward-data of a stride-1 convolution is the forward convolution of dy
+ * with the filters flipped in space and their in/out channels swapped (the
+ * lecture's "backprop is a convolution with flipped filters"): a gather with
+ * no col2im scatter, split over rows like the forward pass even for one image.
+ * The padding becomes reach - pad on each side, so it applies when every pad
+ * lies in [0, reach]; depthwise and 1x1 layers keep their own kernels. */
+typedef struct {
+    pycnn_conv2d_desc d;   /* the forward convolution that computes dx */
+    conv_plan p;
+    int64_t w_bytes;       /* the flipped filters, at the start of the workspace */
+} flipped_conv;
+
+static int plan_flipped(const pycnn_conv2d_desc *d, const conv_plan *p, flipped_conv *f)
+{
+    /* Only where the scatter pass cannot use the threads (it gives each thread
+     * whole images): a batch of one to three images.  With a batch, col2im is
+     * as fast, and few input channels make the flipped convolution narrow. */
+    const int64_t scatter_units = p->pieces == 1 ? p->chunks : d->n;
+    if (d->stride_h != 1 || d->stride_w != 1 || p->direct || p->depthwise || d->n == 0 ||
+        scatter_units >= CONV_SLOTS || d->c_in <= GEMM_MR_MAX)
+        return 0;
+    const int64_t reach_h = (d->kh - 1) * d->dilation_h, reach_w = (d->kw - 1) * d->dilation_w;
+    if (d->pad_top < 0 || d->pad_top > reach_h || d->pad_bottom < 0 || d->pad_bottom > reach_h ||
+        d->pad_left < 0 || d->pad_left > reach_w || d->pad_right < 0 || d->pad_right > reach_w)
+        return 0;
+    f->d = (pycnn_conv2d_desc){
+        .dtype = d->dtype, .n = d->n, .h = d->oh, .w = d->ow, .c_in = d->c_out,
+        .kh = d->kh, .kw = d->kw, .c_out = d->c_in, .groups = d->groups,
+        .stride_h = 1, .stride_w = 1, .dilation_h = d->dilation_h, .dilation_w = d->dilation_w,
+        .pad_top = reach_h - d->pad_top, .pad_bottom = reach_h - d->pad_bottom,
+        .pad_left = reach_w - d->pad_left, .pad_right = reach_w - d->pad_right,
+    };
+    int64_t w_bytes;
+    if (conv_check_geometry(&f->d, 0) != PYCNN_OK || f->d.oh != d->h || f->d.ow != d->w ||
+        conv_make_plan(&f->d, &f->p) != PYCNN_OK ||
+        !mul_ok(p->k * (int64_t)dtype_size(d->dtype), d->c_out, &w_bytes))
+        return 0;
+    f->w_bytes = align_up64(w_bytes);
+    return 1;
+}
+
+/* One workspace serves every pass: the largest any of them needs. */
+static int64_t workspace_bytes(const pycnn_conv2d_desc *d, const conv_plan *p)
+{
+    flipped_conv f;
+    const int64_t own = p->slot_bytes * p->slots;
+    if (!plan_flipped(d, p, &f))
+        return own;
+    return max64(own, f.w_bytes + f.p.slot_bytes * f.p.slots);
+}
+
 pycnn_status pycnn_conv2d_workspace_size(const pycnn_conv2d_desc *d, size_t *bytes)
 {
     conv_plan p;
@@ -159,7 +210,7 @@ pycnn_status pycnn_conv2d_workspace_size(const pycnn_conv2d_desc *d, size_t *byt
     if (st == PYCNN_OK)
         st = conv_make_plan(&checked, &p);
     if (st == PYCNN_OK)
-        *bytes = (size_t)(p.slot_bytes * p.slots);
+        *bytes = (size_t)workspace_bytes(&checked, &p);
     return st;
 }
 
@@ -178,9 +229,10 @@ static pycnn_status prepare(const pycnn_conv2d_desc *d, int allow_negative_end,
     st = conv_make_plan(d, p);
     if (st != PYCNN_OK)
         return st;
-    if ((int64_t)workspace_size < p->slot_bytes * p->slots)
+    const int64_t needed = workspace_bytes(d, p);
+    if ((int64_t)workspace_size < needed)
         return PYCNN_ERR_WORKSPACE_TOO_SMALL;
-    if (workspace == NULL && p->slot_bytes * p->slots > 0)
+    if (workspace == NULL && needed > 0)
         return PYCNN_ERR_NULL_POINTER;
     return PYCNN_OK;
 }
@@ -206,6 +258,7 @@ static pycnn_status backward_data(const pycnn_conv2d_desc *d, int allow_negative
                                   void *workspace, size_t workspace_size)
 {
     conv_plan p;
+    flipped_conv f;
     pycnn_status st = prepare(d, allow_negative_end, workspace_size, workspace, &p);
     if (st != PYCNN_OK)
         return st;
@@ -213,6 +266,15 @@ static pycnn_status backward_data(const pycnn_conv2d_desc *d, int allow_negative
         return PYCNN_OK;
     if (dy == NULL || w == NULL || dx == NULL)
         return PYCNN_ERR_NULL_POINTER;
+    if (plan_flipped(d, &p, &f)) {
+        char *rest = (char *)workspace + f.w_bytes;
+        if (d->dtype == PYCNN_FLOAT32) {
+            flip_filters_f32(d, &p, w, workspace);
+            return conv_forward_f32(&f.d, &f.p, dy, workspace, NULL, dx, rest);
+        }
+        flip_filters_f64(d, &p, w, workspace);
+        return conv_forward_f64(&f.d, &f.p, dy, workspace, NULL, dx, rest);
+    }
     if (d->dtype == PYCNN_FLOAT32)
         return conv_backward_data_f32(d, &p, dy, w, dx, workspace);
     return conv_backward_data_f64(d, &p, dy, w, dx, workspace);
@@ -357,7 +419,7 @@ pycnn_status pycnn_conv2d_transpose_workspace_size(const pycnn_conv2d_transpose_
     if (st == PYCNN_OK)
         st = conv_make_plan(&d, &p);
     if (st == PYCNN_OK)
-        *bytes = (size_t)(p.slot_bytes * p.slots);
+        *bytes = (size_t)workspace_bytes(&d, &p);
     return st;
 }
 

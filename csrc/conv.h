@@ -56,6 +56,17 @@ static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m
     }
 }
 
+/* Input columns [*j_lo, *j_hi) of the kw taps starting at input column ix0
+ * (tap j reads ix0 + j * dilation) that fall inside the image. */
+static inline void conv_taps_inside(const pycnn_conv2d_desc *d, int64_t ix0, int64_t *j_lo, int64_t *j_hi)
+{
+    const int64_t dw = d->dilation_w;
+    *j_lo = ix0 >= 0 ? 0 : min64((-ix0 + dw - 1) / dw, d->kw);
+    *j_hi = ix0 >= d->w ? 0 : min64((d->w - 1 - ix0) / dw + 1, d->kw);
+    if (*j_hi < *j_lo)
+        *j_hi = *j_lo;
+}
+
 /* Columns [*j0, *j0 + *width) of block `block` when `cols` columns are cut into `blocks`. */
 static inline void conv_column_block(int64_t cols, int64_t blocks, int64_t block, int64_t *j0, int64_t *width)
 {
@@ -81,6 +92,7 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
                       const T *x, int64_t m0, int64_t rows, T *col);                       \
     void col2im_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
                       const T *col, int64_t m0, int64_t rows, T *x);                       \
+    void flip_filters_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *flipped); \
     void add_bias_##SFX(T *y, const T *bias, int64_t rows, int64_t channels, int64_t ld);              \
     void add_row_sums_##SFX(const T *dy, int64_t rows, int64_t channels, int64_t ld, T *sum);
 DECLARE_CONV_PASSES(f32, float)

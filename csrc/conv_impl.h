@@ -13,28 +13,43 @@
     const int64_t oy = (m) % ((d)->oh * (d)->ow) / (d)->ow; \
     const int64_t ox = (m) % (d)->ow
 
-/* Gathers the (kh, kw, cig) patches of output rows [m0, m0 + rows) for one group. */
+/* Gathers the (kh, kw, cig) patches of output rows [m0, m0 + rows) for one group.
+ * With one group and no dilation, a kernel row's taps are kw * c_in contiguous
+ * input values: one copy per kernel row instead of one per tap (which costs
+ * most of the time when c_in is 1-16). */
 void FN(im2col)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
                 const T *x, int64_t m0, int64_t rows, T *col)
 {
     const int64_t k = d->kh * d->kw * cig;
+    const int contiguous_taps = cig == d->c_in && d->dilation_w == 1;
     for (int64_t m = m0; m < m0 + rows; m++) {
         ROW_PIXEL(d, m, n, oy, ox);
         const T *image = x + n * d->h * d->w * d->c_in + group * cig;
+        const int64_t ix0 = ox * d->stride_w - d->pad_left;
+        int64_t j_lo, j_hi;
+        conv_taps_inside(d, ix0, &j_lo, &j_hi);
         T *dst = col + (m - m0) * k;
-        for (int64_t i = 0; i < d->kh; i++) {
+        for (int64_t i = 0; i < d->kh; i++, dst += d->kw * cig) {
             const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
-            for (int64_t j = 0; j < d->kw; j++, dst += cig) {
-                const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
-                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w) {
-                    for (int64_t c = 0; c < cig; c++)
-                        dst[c] = 0;
-                } else {
-                    /* a plain loop: cig is often 1-3, where a memcpy call costs more */
-                    const T *src = image + (iy * d->w + ix) * d->c_in;
-                    for (int64_t c = 0; c < cig; c++)
-                        dst[c] = src[c];
-                }
+            if (iy < 0 || iy >= d->h) {
+                for (int64_t e = 0; e < d->kw * cig; e++)
+                    dst[e] = 0;
+                continue;
+            }
+            for (int64_t e = 0; e < j_lo * cig; e++)
+                dst[e] = 0;
+            for (int64_t e = j_hi * cig; e < d->kw * cig; e++)
+                dst[e] = 0;
+            const T *src = image + (iy * d->w + ix0) * d->c_in;
+            if (contiguous_taps) {
+                memcpy(dst + j_lo * cig, src + j_lo * cig, (size_t)((j_hi - j_lo) * cig) * sizeof(T));
+                continue;
+            }
+            for (int64_t j = j_lo; j < j_hi; j++) {
+                /* a plain loop: cig is often 1-3, where a memcpy call costs more */
+                const T *tap = src + j * d->dilation_w * d->c_in;
+                for (int64_t c = 0; c < cig; c++)
+                    dst[j * cig + c] = tap[c];
             }
         }
     }
@@ -45,22 +60,48 @@ void FN(col2im)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
                 const T *col, int64_t m0, int64_t rows, T *x)
 {
     const int64_t k = d->kh * d->kw * cig;
+    const int contiguous_taps = cig == d->c_in && d->dilation_w == 1;
     for (int64_t m = m0; m < m0 + rows; m++) {
         ROW_PIXEL(d, m, n, oy, ox);
         T *image = x + n * d->h * d->w * d->c_in + group * cig;
+        const int64_t ix0 = ox * d->stride_w - d->pad_left;
+        int64_t j_lo, j_hi;
+        conv_taps_inside(d, ix0, &j_lo, &j_hi);
         const T *src = col + (m - m0) * k;
-        for (int64_t i = 0; i < d->kh; i++) {
+        for (int64_t i = 0; i < d->kh; i++, src += d->kw * cig) {
             const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
-            for (int64_t j = 0; j < d->kw; j++, src += cig) {
-                const int64_t ix = ox * d->stride_w - d->pad_left + j * d->dilation_w;
-                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
-                    continue;
-                T *dst = image + (iy * d->w + ix) * d->c_in;
+            if (iy < 0 || iy >= d->h)
+                continue;
+            T *row = image + (iy * d->w + ix0) * d->c_in;
+            if (contiguous_taps) {
+                T *restrict dst = row + j_lo * cig;
+                const T *restrict add = src + j_lo * cig;
+                for (int64_t e = 0; e < (j_hi - j_lo) * cig; e++)
+                    dst[e] += add[e];
+                continue;
+            }
+            for (int64_t j = j_lo; j < j_hi; j++) {
+                T *tap = row + j * d->dilation_w * d->c_in;
                 for (int64_t c = 0; c < cig; c++)
-                    dst[c] += src[c];
+                    tap[c] += src[j * cig + c];
             }
         }
     }
+}
+
+/* flipped[i, j, o, g*cig + c] = w[kh-1-i, kw-1-j, c, g*cog + o]: the filters of
+ * the forward convolution that computes a stride-1 backward-data pass. */
+void FN(flip_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *flipped)
+{
+    for (int64_t i = 0; i < d->kh; i++)
+        for (int64_t j = 0; j < d->kw; j++) {
+            const T *tap = w + ((d->kh - 1 - i) * d->kw + (d->kw - 1 - j)) * p->cig * d->c_out;
+            T *out = flipped + (i * d->kw + j) * p->cog * d->c_in;
+            for (int64_t g = 0; g < d->groups; g++)
+                for (int64_t c = 0; c < p->cig; c++)
+                    for (int64_t o = 0; o < p->cog; o++)
+                        out[o * d->c_in + g * p->cig + c] = tap[c * d->c_out + g * p->cog + o];
+        }
 }
 
 /* y[r, c] += bias[c] for every row (rows ld elements apart). */

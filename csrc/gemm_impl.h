@@ -6,6 +6,11 @@ static void FN(pack_a)(const gemm_args *g, const T *a, int64_t i0, int64_t p0,
 {
     for (int64_t ir = 0; ir < mb; ir += MR) {
         const int64_t mr = min64(MR, mb - ir);
+        if (!g->trans_a && mr == MR && UKERNEL.pack_a != NULL) {
+            UKERNEL.pack_a(kb, a + (i0 + ir) * g->lda + p0, g->lda, out);
+            out += MR * kb;
+            continue;
+        }
         for (int64_t p = 0; p < kb; p++) {
             for (int64_t i = 0; i < mr; i++) {
                 const int64_t row = i0 + ir + i, col = p0 + p;
@@ -25,16 +30,33 @@ static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
     for (int64_t jr = 0; jr < nb; jr += NR) {
         const int64_t nr = min64(NR, nb - jr);
         if (g->trans_b) {
-            /* B is stored [n, k]: walk each stored row contiguously and scatter it
-             * down one panel column (the panel is small and stays in cache). */
-            for (int64_t j = 0; j < nr; j++) {
+            /* B is stored [n, k]: read 8 stored rows side by side, each
+             * sequentially, and write 8 adjacent panel entries per step (one
+             * row at a time would store with a stride of NR). */
+            int64_t j = 0;
+            for (; j + 8 <= nr; j += 8) {
+                const T *src = b + (j0 + jr + j) * g->ldb + p0;
+                const int64_t ld = g->ldb;
+                for (int64_t p = 0; p < kb; p++) {
+                    T *dst = out + p * NR + j;
+                    dst[0] = src[p];
+                    dst[1] = src[ld + p];
+                    dst[2] = src[2 * ld + p];
+                    dst[3] = src[3 * ld + p];
+                    dst[4] = src[4 * ld + p];
+                    dst[5] = src[5 * ld + p];
+                    dst[6] = src[6 * ld + p];
+                    dst[7] = src[7 * ld + p];
+                }
+            }
+            for (; j < nr; j++) {
                 const T *src = b + (j0 + jr + j) * g->ldb + p0;
                 for (int64_t p = 0; p < kb; p++)
                     out[p * NR + j] = src[p];
             }
             for (int64_t p = 0; p < kb; p++)
-                for (int64_t j = nr; j < NR; j++)
-                    out[p * NR + j] = 0;
+                for (int64_t jj = nr; jj < NR; jj++)
+                    out[p * NR + jj] = 0;
             out += kb * NR;
             continue;
         }

@@ -22,8 +22,17 @@ typedef void (*ukernel_f32_fn)(int64_t k, const float *a, const float *b, float 
 typedef void (*ukernel_f64_fn)(int64_t k, const double *a, const double *b, double *c, int64_t ldc,
                                int accumulate, int64_t mr, int64_t nr);
 
-typedef struct { ukernel_f32_fn run; int64_t mr, nr; } ukernel_f32_info;
-typedef struct { ukernel_f64_fn run; int64_t mr, nr; } ukernel_f64_info;
+/*
+ * Optional packing routine of a kernel: copies a full mr x k block of a
+ * row-major A (rows lda apart) into one packed panel (column p at a[p * MR]).
+ * NULL: the driver's portable loop does it.  Packing A costs as much as the
+ * arithmetic when C has few columns (64-channel convolutions), hence SIMD.
+ */
+typedef void (*pack_a_f32_fn)(int64_t k, const float *a, int64_t lda, float *out);
+typedef void (*pack_a_f64_fn)(int64_t k, const double *a, int64_t lda, double *out);
+
+typedef struct { ukernel_f32_fn run; int64_t mr, nr; pack_a_f32_fn pack_a; } ukernel_f32_info;
+typedef struct { ukernel_f64_fn run; int64_t mr, nr; pack_a_f64_fn pack_a; } ukernel_f64_info;
 
 extern const ukernel_f32_info pycnn_gemm_ukernel_ref_f32;
 extern const ukernel_f64_info pycnn_gemm_ukernel_ref_f64;

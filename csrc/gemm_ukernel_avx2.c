@@ -1,6 +1,7 @@
 /* AVX2 + FMA GEMM micro-kernels (compiled with -mavx2 -mfma only for this file).
  * float32: 6 x 16 tile, 12 ymm accumulators (two vectors per row). */
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gemm_tiles.h"
@@ -51,5 +52,5 @@ static void ukernel_f32(int64_t k, const float *restrict a, const float *restric
 #define UKERNEL_NR 8
 #include "gemm_ukernel.h"
 
-const ukernel_f32_info pycnn_gemm_ukernel_avx2_f32 = {ukernel_f32, MR, NR};
-const ukernel_f64_info pycnn_gemm_ukernel_avx2_f64 = {ukernel_f64, 6, 8};
+const ukernel_f32_info pycnn_gemm_ukernel_avx2_f32 = {ukernel_f32, MR, NR, NULL};
+const ukernel_f64_info pycnn_gemm_ukernel_avx2_f64 = {ukernel_f64, 6, 8, NULL};

@@ -1,4 +1,5 @@
 /* Portable GEMM micro-kernels: always built, the reference for every ISA. */
+#include <stddef.h>
 #include <stdint.h>
 
 #define T float
@@ -17,5 +18,5 @@
 #define UKERNEL_NR 8
 #include "gemm_ukernel.h"
 
-const ukernel_f32_info pycnn_gemm_ukernel_ref_f32 = {ukernel_f32, 8, 16};
-const ukernel_f64_info pycnn_gemm_ukernel_ref_f64 = {ukernel_f64, 8, 8};
+const ukernel_f32_info pycnn_gemm_ukernel_ref_f32 = {ukernel_f32, 8, 16, NULL};
+const ukernel_f64_info pycnn_gemm_ukernel_ref_f64 = {ukernel_f64, 8, 8, NULL};

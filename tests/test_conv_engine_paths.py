@@ -1,0 +1,144 @@
+"""The engine's alternative convolution paths against the NumPy reference.
+
+The sweep in test_ops_reference.py uses small channel counts, so some paths the
+engine picks by shape are reached only here:
+
+* backward-data of a stride-1 convolution on 1-3 images with more than 8 input
+  channels runs as the forward convolution of dy with flipped, channel-swapped
+  filters (also for dilation, asymmetric padding and groups, and inside the
+  stride-1 transposed convolution, whose forward pass is a backward-data pass);
+* 1x1 convolutions and dense layers with few rows split their columns across
+  threads, and backward-filter then gives each column block a single owner;
+* im2col copies a kernel row's taps in one run when they are contiguous, with
+  zeros where the window hangs over the border (kernels wider than the image);
+* the AVX-512 GEMM packs full 8-row blocks of A with an in-register transpose
+  (any depth, including depths that are not a multiple of 8).
+Each case runs at 1 and 2 threads and compares with tests/reference.py.
+"""
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import ops
+from tests import reference as ref
+from tests.reference import assert_matches, random_array
+
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
+
+
+@pytest.fixture(params=[1, 2], ids=["1T", "2T"])
+def threads(request):
+    before = pycnn.get_num_threads()
+    pycnn.set_num_threads(request.param)
+    yield request.param
+    pycnn.set_num_threads(before)
+
+
+def _check_conv(rng, dtype, x_shape, kernel_shape, with_bias=True, **options):
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, kernel_shape, dtype)
+    bias = random_array(rng, (kernel_shape[-1],), dtype) if with_bias else None
+    y = ops.conv2d(x, kernel, bias, **options)
+    assert_matches(y, ref.conv2d(x, kernel, bias, **options), dtype, "y")
+    dy = random_array(rng, y.shape, dtype)
+    dx, dk, db = ops.conv2d_backward(dy, x, kernel, bias, **options)
+    exp_dx, exp_dk, exp_db = ref.conv2d_backward(dy, x, kernel, bias, **options)
+    assert_matches(dx, exp_dx, dtype, "dx")
+    assert_matches(dk, exp_dk, dtype, "dkernel")
+    if with_bias:
+        assert_matches(db, exp_db, dtype, "dbias")
+
+
+FLIPPED_CASES = {
+    "same 3x3, one image": ((1, 9, 11, 12), (3, 3, 12, 10), {"padding": "same"}),
+    "valid 5x5, three images": ((3, 12, 10, 16), (5, 5, 16, 9), {}),
+    "dilation 2": ((2, 13, 12, 10), (3, 3, 10, 20), {"padding": "same", "dilation_rate": 2}),
+    "asymmetric padding": ((1, 10, 9, 11), (4, 3, 11, 7), {"padding": ((2, 1), (0, 2))}),
+    "2 groups": ((1, 8, 8, 18), (3, 3, 9, 12), {"padding": "same", "groups": 2}),
+    "one output channel per group": ((2, 7, 9, 12), (3, 3, 4, 3), {"groups": 3}),
+    "kernel 1x3": ((1, 6, 17, 9), (1, 3, 9, 40), {"padding": "same"}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(FLIPPED_CASES))
+def test_backward_data_as_flipped_convolution(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = FLIPPED_CASES[case]
+    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_stride_one_transposed_convolution(rng, threads, dtype):
+    x = random_array(rng, (1, 7, 8, 10), dtype)
+    kernel = random_array(rng, (3, 3, 12, 10), dtype)   # (kh, kw, filters, c_in)
+    bias = random_array(rng, (12,), dtype)
+    for padding in ("valid", "same"):
+        y = ops.conv2d_transpose(x, kernel, bias, padding=padding)
+        assert_matches(y, ref.conv2d_transpose(x, kernel, bias, padding=padding), dtype, "y")
+        dy = random_array(rng, y.shape, dtype)
+        got = ops.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
+        expected = ref.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
+        for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
+            assert_matches(g, e, dtype, name)
+
+
+COLUMN_SPLIT_CASES = {
+    "dense, 5 rows": ((5, 70), 200),
+    "dense, 300 rows": ((300, 130), 129),
+    "dense, 1 row": ((1, 64), 256),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(COLUMN_SPLIT_CASES))
+def test_dense_column_split(rng, threads, dtype, case):
+    x_shape, units = COLUMN_SPLIT_CASES[case]
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, (x_shape[1], units), dtype)
+    bias = random_array(rng, (units,), dtype)
+    x64, k64 = x.astype(np.float64), kernel.astype(np.float64)
+    assert_matches(ops.dense(x, kernel, bias), x64 @ k64 + bias, dtype, "y")
+    dy = random_array(rng, (x_shape[0], units), dtype)
+    dx, dk, db = ops.dense_backward(dy, x, kernel, bias)
+    dy64 = dy.astype(np.float64)
+    assert_matches(dx, dy64 @ k64.T, dtype, "dx")
+    assert_matches(dk, x64.T @ dy64, dtype, "dkernel")
+    assert_matches(db, dy64.sum(0), dtype, "dbias")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_pointwise_conv_column_split(rng, threads, dtype):
+    _check_conv(rng, dtype, (1, 5, 7, 96), (1, 1, 96, 192))
+
+
+IM2COL_CASES = {
+    "window wider than the image": ((2, 5, 4, 3), (3, 7, 3, 4), {"padding": "same"}),
+    "stride 2, same": ((2, 9, 11, 5), (3, 5, 5, 6), {"padding": "same", "strides": 2}),
+    "stride 3, explicit": ((1, 10, 13, 2), (4, 4, 2, 3), {"padding": ((1, 2), (3, 0)), "strides": (2, 3)}),
+    "dilation 3 along w": ((1, 8, 14, 4), (2, 3, 4, 5), {"padding": "same", "dilation_rate": (1, 3)}),
+    "1 input channel": ((3, 12, 12, 1), (5, 5, 1, 6), {"padding": "same"}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(IM2COL_CASES))
+def test_im2col_borders(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = IM2COL_CASES[case]
+    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
+    # im2col as an op: the same patches as the reference, and col2im its adjoint.
+    x = random_array(rng, x_shape, dtype)
+    kernel_size = kernel_shape[:2]
+    cols = ops.im2col(x, kernel_size, **options)
+    # A convolution with the identity filters (one per patch entry) lists the patches.
+    identity = np.eye(np.prod(kernel_shape[:3]), dtype=dtype).reshape(kernel_shape[:3] + (-1,))
+    expected_cols = ref.conv2d(x, identity, **options)
+    assert_matches(cols.reshape(expected_cols.shape), expected_cols, dtype, "cols")
+
+
+@pytest.mark.parametrize("depth", [7, 8, 9, 64, 300])
+def test_gemm_depths_for_packed_blocks(rng, threads, depth):
+    # 8-row blocks of A are packed by the SIMD routine; the depth's remainder
+    # (depth % 8) and the last partial block of rows by the portable loop.
+    x = random_array(rng, (37, depth), np.float32)
+    kernel = random_array(rng, (depth, 45), np.float32)
+    assert_matches(ops.dense(x, kernel), x.astype(np.float64) @ kernel, np.float32, "y")
