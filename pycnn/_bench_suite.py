@@ -444,13 +444,17 @@ class OpsNet:
             else:
                 _, inp, pre, wi = record
                 w, b = self.weights[wi]
+                # The first layer's input gradient is never used (the images are
+                # not trained), so it is skipped, as pycnn's models and PyTorch's
+                # autograd both do.
+                first = wi == 0
                 if kind == "conv":
                     g = ops.relu_backward(g, pre)
-                    g, dw, db = ops.conv2d_backward(g, inp, w, b, padding=layer[4])
+                    g, dw, db = ops.conv2d_backward(g, inp, w, b, padding=layer[4], compute_dx=not first)
                 else:
                     if layer[3]:
                         g = ops.relu_backward(g, pre)
-                    g, dw, db = ops.dense_backward(g, inp, w, b)
+                    g, dw, db = ops.dense_backward(g, inp, w, b, compute_dx=not first)
                 grads[wi] = (dw, db)
         for (w, b), (vw, vb), (dw, db) in zip(self.weights, self.velocity, grads):
             for param, vel, grad in ((w, vw, dw), (b, vb, db)):
