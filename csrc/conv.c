@@ -116,6 +116,10 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     p->col_bytes = 0;
     if (!no_col && !mul_ok(rows, row_bytes, &p->col_bytes))
         return PYCNN_ERR_OVERFLOW;
+    /* Depthwise backward-data lists each input pixel's readers: 2 (kh + kw) indices. */
+    int64_t taps;
+    if (p->depthwise && (!add_ok(d->kh, d->kw, &taps) || !mul_ok(taps, 2 * (int64_t)sizeof(int64_t), &p->col_bytes)))
+        return PYCNN_ERR_OVERFLOW;
     p->col_bytes = align_up64(p->col_bytes);
     /* Few output channels per group fill a GEMM tile's rows far better than its
      * (wide) columns: such layers compute y^T = w^T col^T into a buffer of

@@ -56,15 +56,21 @@ static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m
     }
 }
 
-/* Input columns [*j_lo, *j_hi) of the kw taps starting at input column ix0
- * (tap j reads ix0 + j * dilation) that fall inside the image. */
+/* Taps [*lo, *hi) of a kernel of `taps` taps, tap t reading input index
+ * start + t * dilation, that fall inside an input of `size` (start may be negative). */
+static inline void conv_taps_inside_1d(int64_t start, int64_t size, int64_t taps, int64_t dilation,
+                                       int64_t *lo, int64_t *hi)
+{
+    *lo = start >= 0 ? 0 : min64((-start + dilation - 1) / dilation, taps);
+    *hi = start >= size ? 0 : min64((size - 1 - start) / dilation + 1, taps);
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* The kernel columns [*j_lo, *j_hi) whose taps, starting at input column ix0, are inside the image. */
 static inline void conv_taps_inside(const pycnn_conv2d_desc *d, int64_t ix0, int64_t *j_lo, int64_t *j_hi)
 {
-    const int64_t dw = d->dilation_w;
-    *j_lo = ix0 >= 0 ? 0 : min64((-ix0 + dw - 1) / dw, d->kw);
-    *j_hi = ix0 >= d->w ? 0 : min64((d->w - 1 - ix0) / dw + 1, d->kw);
-    if (*j_hi < *j_lo)
-        *j_hi = *j_lo;
+    conv_taps_inside_1d(ix0, d->w, d->kw, d->dilation_w, j_lo, j_hi);
 }
 
 /* Columns [*j0, *j0 + *width) of block `block` when `cols` columns are cut into `blocks`. */

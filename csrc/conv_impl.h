@@ -144,9 +144,166 @@ void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, int64_t ld, T
         }                                                                                    \
     }
 
+/* One filter per channel (multiplier 1, the MobileNet/Xception case): each
+ * pixel's in-image taps are found once, and channels go in fixed blocks of
+ * DW_BLOCK whose sums stay in vector registers across the taps (inlined with
+ * a constant block size; the last, partial block takes the same code). */
+#define DW_BLOCK 16
+
+static inline __attribute__((always_inline)) void FN(dw_forward_block)(
+    const pycnn_conv2d_desc *d, const T *image, const T *w, const T *bias, T *out, int64_t c0, int64_t cb,
+    int64_t iy0, int64_t i_lo, int64_t i_hi, int64_t ix0, int64_t j_lo, int64_t j_hi)
+{
+    const int64_t C = d->c_in;
+    T acc[DW_BLOCK];
+    for (int64_t c = 0; c < cb; c++)
+        acc[c] = bias != NULL ? bias[c0 + c] : 0;
+    for (int64_t i = i_lo; i < i_hi; i++) {
+        const T *x_row = image + (iy0 + i * d->dilation_h) * d->w * C + c0;
+        for (int64_t j = j_lo; j < j_hi; j++) {
+            const T *restrict xp = x_row + (ix0 + j * d->dilation_w) * C;
+            const T *restrict wp = w + (i * d->kw + j) * C + c0;
+            for (int64_t c = 0; c < cb; c++)
+                acc[c] += xp[c] * wp[c];
+        }
+    }
+    for (int64_t c = 0; c < cb; c++)
+        out[c0 + c] = acc[c];
+}
+
+static void FN(depthwise_forward_m1)(const pycnn_conv2d_desc *d, const T *x, const T *w, const T *bias,
+                                     T *y, int64_t m0, int64_t rows)
+{
+    const int64_t C = d->c_in;
+    for (int64_t m = m0; m < m0 + rows; m++) {
+        ROW_PIXEL(d, m, n, oy, ox);
+        const int64_t iy0 = oy * d->stride_h - d->pad_top, ix0 = ox * d->stride_w - d->pad_left;
+        int64_t i_lo, i_hi, j_lo, j_hi;
+        conv_taps_inside_1d(iy0, d->h, d->kh, d->dilation_h, &i_lo, &i_hi);
+        conv_taps_inside_1d(ix0, d->w, d->kw, d->dilation_w, &j_lo, &j_hi);
+        const T *image = x + n * d->h * d->w * C;
+        int64_t c0 = 0;
+        for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
+            FN(dw_forward_block)(d, image, w, bias, y + m * C, c0, DW_BLOCK, iy0, i_lo, i_hi, ix0, j_lo, j_hi);
+        if (c0 < C)
+            FN(dw_forward_block)(d, image, w, bias, y + m * C, c0, C - c0, iy0, i_lo, i_hi, ix0, j_lo, j_hi);
+    }
+}
+
+/* Input-gradient of one input pixel as a gather over the output pixels that
+ * read it (no scatter: each dx element has one writer, so threads can split
+ * dx by rows): output oy reads input iy through tap i when
+ * oy * stride_h - pad_top + i * dilation_h == iy. */
+static inline __attribute__((always_inline)) void FN(dw_backward_data_block)(
+    const pycnn_conv2d_desc *d, const T *dy_image, const T *w, T *out, int64_t c0, int64_t cb,
+    const int64_t *tap_i, const int64_t *out_y, int64_t ni, const int64_t *tap_j, const int64_t *out_x, int64_t nj)
+{
+    const int64_t C = d->c_in;
+    T acc[DW_BLOCK];
+    for (int64_t c = 0; c < cb; c++)
+        acc[c] = 0;
+    for (int64_t a = 0; a < ni; a++)
+        for (int64_t b = 0; b < nj; b++) {
+            const T *restrict dyp = dy_image + (out_y[a] * d->ow + out_x[b]) * C + c0;
+            const T *restrict wp = w + (tap_i[a] * d->kw + tap_j[b]) * C + c0;
+            for (int64_t c = 0; c < cb; c++)
+                acc[c] += dyp[c] * wp[c];
+        }
+    for (int64_t c = 0; c < cb; c++)
+        out[c0 + c] = acc[c];
+}
+
+/* The (tap, output index) pairs, in tap order, through which input index `in` is read. */
+static inline int64_t FN(dw_readers)(int64_t in, int64_t pad, int64_t stride, int64_t dilation, int64_t taps,
+                                     int64_t out_size, int64_t *tap, int64_t *out)
+{
+    int64_t count = 0;
+    for (int64_t t = 0; t < taps; t++) {
+        const int64_t at = in + pad - t * dilation;   /* = o * stride */
+        if (at < 0 || at % stride != 0 || at / stride >= out_size)
+            continue;
+        tap[count] = t;
+        out[count++] = at / stride;
+    }
+    return count;
+}
+
+/* dx rows (n, iy) in [row0, row0 + count), each computed whole. */
+static void FN(depthwise_backward_data_m1)(const pycnn_conv2d_desc *d, const T *dy, const T *w, T *dx,
+                                           int64_t row0, int64_t count, int64_t *scratch)
+{
+    const int64_t C = d->c_in;
+    int64_t *tap_i = scratch, *out_y = scratch + d->kh;
+    int64_t *tap_j = scratch + 2 * d->kh, *out_x = scratch + 2 * d->kh + d->kw;
+    for (int64_t row = row0; row < row0 + count; row++) {
+        const int64_t n = row / d->h, iy = row % d->h;
+        const int64_t ni = FN(dw_readers)(iy, d->pad_top, d->stride_h, d->dilation_h, d->kh, d->oh, tap_i, out_y);
+        const T *dy_image = dy + n * d->oh * d->ow * C;
+        for (int64_t ix = 0; ix < d->w; ix++) {
+            const int64_t nj = FN(dw_readers)(ix, d->pad_left, d->stride_w, d->dilation_w, d->kw, d->ow,
+                                              tap_j, out_x);
+            T *out = dx + (row * d->w + ix) * C;
+            int64_t c0 = 0;
+            for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
+                FN(dw_backward_data_block)(d, dy_image, w, out, c0, DW_BLOCK, tap_i, out_y, ni, tap_j, out_x, nj);
+            if (c0 < C)
+                FN(dw_backward_data_block)(d, dy_image, w, out, c0, C - c0, tap_i, out_y, ni, tap_j, out_x, nj);
+        }
+    }
+}
+
+/* Adds this chunk's filter gradient into dw_part [kh * kw, C]: per pixel, a
+ * block of dy stays in registers across the taps. */
+static inline __attribute__((always_inline)) void FN(dw_backward_filter_block)(
+    const pycnn_conv2d_desc *d, const T *image, const T *dy_pixel, T *dw_part, int64_t c0, int64_t cb,
+    int64_t iy0, int64_t i_lo, int64_t i_hi, int64_t ix0, int64_t j_lo, int64_t j_hi)
+{
+    const int64_t C = d->c_in;
+    T g[DW_BLOCK];
+    for (int64_t c = 0; c < cb; c++)
+        g[c] = dy_pixel[c0 + c];
+    for (int64_t i = i_lo; i < i_hi; i++) {
+        const T *x_row = image + (iy0 + i * d->dilation_h) * d->w * C + c0;
+        for (int64_t j = j_lo; j < j_hi; j++) {
+            const T *xp = x_row + (ix0 + j * d->dilation_w) * C;
+            T *dwp = dw_part + (i * d->kw + j) * C + c0;
+            T sum[DW_BLOCK];   /* through a local block: dwp may alias xp as far as gcc knows */
+            for (int64_t c = 0; c < cb; c++)
+                sum[c] = dwp[c] + xp[c] * g[c];
+            for (int64_t c = 0; c < cb; c++)
+                dwp[c] = sum[c];
+        }
+    }
+}
+
+static void FN(depthwise_backward_filter_m1)(const pycnn_conv2d_desc *d, const T *x, const T *dy, T *dw_part,
+                                             int64_t m0, int64_t rows)
+{
+    const int64_t C = d->c_in;
+    for (int64_t m = m0; m < m0 + rows; m++) {
+        ROW_PIXEL(d, m, n, oy, ox);
+        const int64_t iy0 = oy * d->stride_h - d->pad_top, ix0 = ox * d->stride_w - d->pad_left;
+        int64_t i_lo, i_hi, j_lo, j_hi;
+        conv_taps_inside_1d(iy0, d->h, d->kh, d->dilation_h, &i_lo, &i_hi);
+        conv_taps_inside_1d(ix0, d->w, d->kw, d->dilation_w, &j_lo, &j_hi);
+        const T *image = x + n * d->h * d->w * C;
+        int64_t c0 = 0;
+        for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
+            FN(dw_backward_filter_block)(d, image, dy + m * C, dw_part, c0, DW_BLOCK, iy0, i_lo, i_hi,
+                                         ix0, j_lo, j_hi);
+        if (c0 < C)
+            FN(dw_backward_filter_block)(d, image, dy + m * C, dw_part, c0, C - c0, iy0, i_lo, i_hi,
+                                         ix0, j_lo, j_hi);
+    }
+}
+
 static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *w,
                                   const T *bias, T *y, int64_t m0, int64_t rows)
 {
+    if (mult == 1) {
+        FN(depthwise_forward_m1)(d, x, w, bias, y, m0, rows);
+        return;
+    }
     T *y0 = y + m0 * d->c_out;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < d->c_out; c++)
@@ -155,18 +312,13 @@ static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, cons
         const T *restrict xp = x + in_at;
         const T *restrict wp = w + tap_at;
         T *restrict yp = y + out_at;
-        if (mult == 1) {   /* the common case, kept separate so it vectorizes */
-            for (int64_t c = 0; c < d->c_in; c++)
-                yp[c] += xp[c] * wp[c];
-        } else {
-            for (int64_t c = 0; c < d->c_in; c++)
-                for (int64_t m = 0; m < mult; m++)
-                    yp[c * mult + m] += xp[c] * wp[c * mult + m];
-        }
+        for (int64_t c = 0; c < d->c_in; c++)
+            for (int64_t m = 0; m < mult; m++)
+                yp[c * mult + m] += xp[c] * wp[c * mult + m];
     })
 }
 
-/* Adds this chunk's input gradient into dx (zeroed by the caller). */
+/* Adds this chunk's input gradient into dx (zeroed by the caller); multiplier > 1. */
 static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult, const T *dy, const T *w,
                                         T *dx, int64_t m0, int64_t rows)
 {
@@ -174,14 +326,9 @@ static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult
         const T *restrict dyp = dy + out_at;
         const T *restrict wp = w + tap_at;
         T *restrict dxp = dx + in_at;
-        if (mult == 1) {
-            for (int64_t c = 0; c < d->c_in; c++)
-                dxp[c] += dyp[c] * wp[c];
-        } else {
-            for (int64_t c = 0; c < d->c_in; c++)
-                for (int64_t m = 0; m < mult; m++)
-                    dxp[c] += dyp[c * mult + m] * wp[c * mult + m];
-        }
+        for (int64_t c = 0; c < d->c_in; c++)
+            for (int64_t m = 0; m < mult; m++)
+                dxp[c] += dyp[c * mult + m] * wp[c * mult + m];
     })
 }
 
@@ -189,19 +336,39 @@ static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult
 static void FN(depthwise_backward_filter)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *dy,
                                           T *dw_part, int64_t m0, int64_t rows)
 {
+    if (mult == 1) {
+        FN(depthwise_backward_filter_m1)(d, x, dy, dw_part, m0, rows);
+        return;
+    }
     FOR_EACH_TAP(d, m0, rows, {
         const T *restrict xp = x + in_at;
         const T *restrict dyp = dy + out_at;
         T *restrict dwp = dw_part + tap_at;
-        if (mult == 1) {
-            for (int64_t c = 0; c < d->c_in; c++)
-                dwp[c] += xp[c] * dyp[c];
-        } else {
-            for (int64_t c = 0; c < d->c_in; c++)
-                for (int64_t m = 0; m < mult; m++)
-                    dwp[c * mult + m] += xp[c] * dyp[c * mult + m];
-        }
+        for (int64_t c = 0; c < d->c_in; c++)
+            for (int64_t m = 0; m < mult; m++)
+                dwp[c * mult + m] += xp[c] * dyp[c * mult + m];
     })
+}
+
+/* Multiplier 1: dx gathered row by row (see depthwise_backward_data_m1). */
+static pycnn_status FN(depthwise_backward_data_rows)(const pycnn_conv2d_desc *d, const conv_plan *p,
+                                                     const T *dy, const T *w, T *dx, char *ws)
+{
+    const int64_t rows = d->n * d->h;
+    int stop = 0;
+    #pragma omp parallel num_threads(worker_threads(min64(rows, p->slots), p->work))
+    {
+        int64_t *scratch = (int64_t *)(ws + (int64_t)THREAD_ID() * p->slot_bytes);
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t row = 0; row < rows; row++) {
+            if (THREAD_ID() == 0 && interrupt_requested())
+                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+                continue;
+            FN(depthwise_backward_data_m1)(d, dy, w, dx, row, 1, scratch);
+        }
+    }
+    return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
 
 /* ---- 1x1, stride 1, no padding: x is its own im2col, so no scatter either ---- */
@@ -330,6 +497,8 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
 {
     if (p->direct)
         return FN(direct_backward_data)(d, p, dy, w, dx, ws);
+    if (p->depthwise && p->cog == 1)
+        return FN(depthwise_backward_data_rows)(d, p, dy, w, dx, ws);
     /* col2im scatters into dx across a whole image, so a thread owns whole
      * images: a unit is one chunk of whole images, or every piece of one image. */
     const int64_t units = p->pieces == 1 ? p->chunks : d->n;

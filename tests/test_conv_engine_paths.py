@@ -12,7 +12,9 @@ engine picks by shape are reached only here:
 * im2col copies a kernel row's taps in one run when they are contiguous, with
   zeros where the window hangs over the border (kernels wider than the image);
 * the AVX-512 GEMM packs full 8-row blocks of A with an in-register transpose
-  (any depth, including depths that are not a multiple of 8).
+  (any depth, including depths that are not a multiple of 8);
+* depthwise layers with one filter per channel run in channel blocks of 16
+  (plus a tail), and gather dx from the output pixels that read each input.
 Each case runs at 1 and 2 threads and compares with tests/reference.py.
 """
 import numpy as np
@@ -142,3 +144,31 @@ def test_gemm_depths_for_packed_blocks(rng, threads, depth):
     x = random_array(rng, (37, depth), np.float32)
     kernel = random_array(rng, (depth, 45), np.float32)
     assert_matches(ops.dense(x, kernel), x.astype(np.float64) @ kernel, np.float32, "y")
+
+
+DEPTHWISE_CASES = {
+    "16 channels, same": ((2, 9, 10, 16), (3, 3), {"padding": "same"}),
+    "35 channels (two blocks and a tail)": ((1, 8, 7, 35), (3, 3), {"padding": "same"}),
+    "5 channels, stride 2": ((3, 11, 9, 5), (3, 3), {"padding": "same", "strides": 2}),
+    "dilation 2, valid": ((1, 12, 12, 20), (3, 3), {"dilation_rate": 2}),
+    "kernel wider than the image": ((2, 6, 4, 17), (3, 7), {"padding": "same"}),
+    "stride 3, explicit padding": ((1, 13, 14, 9), (4, 5), {"padding": ((1, 2), (2, 0)), "strides": (3, 2)}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(DEPTHWISE_CASES))
+def test_depthwise_multiplier_one(rng, threads, dtype, case):
+    # One filter per channel: channel blocks kept in registers, and dx gathered
+    # row by row from the output pixels that read each input pixel.
+    x_shape, kernel_hw, options = DEPTHWISE_CASES[case]
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, kernel_hw + (x_shape[-1], 1), dtype)
+    bias = random_array(rng, (x_shape[-1],), dtype)
+    y = ops.depthwise_conv2d(x, kernel, bias, **options)
+    assert_matches(y, ref.depthwise_conv2d(x, kernel, bias, **options), dtype, "y")
+    dy = random_array(rng, y.shape, dtype)
+    got = ops.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
+    expected = ref.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
+    for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
+        assert_matches(g, e, dtype, name)
