@@ -121,10 +121,11 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     if (p->depthwise && (!add_ok(d->kh, d->kw, &taps) || !mul_ok(taps, 2 * (int64_t)sizeof(int64_t), &p->col_bytes)))
         return PYCNN_ERR_OVERFLOW;
     p->col_bytes = align_up64(p->col_bytes);
-    /* Few output channels per group fill a GEMM tile's rows far better than its
-     * (wide) columns: such layers compute y^T = w^T col^T into a buffer of
+    /* Few output channels per group (up to two tiles of rows) fill a GEMM tile's
+     * rows far better than its (wide) columns: such layers compute y^T = w^T col^T into a buffer of
      * cog x rows and transpose it, and keep their weight gradient transposed. */
-    p->narrow = !p->depthwise && p->cog <= GEMM_MR_MAX && p->k >= GEMM_MR_MAX;
+    p->narrow = !p->depthwise && p->cog <= 2 * GEMM_MR_MAX && p->k >= GEMM_MR_MAX;
+    p->col_by_tap = p->narrow && !p->direct && d->groups == 1 && d->c_in == 1 && d->stride_w == 1;
     p->narrow_bytes = 0;
     if (p->narrow && !mul_ok(rows * size, p->cog, &p->narrow_bytes))
         return PYCNN_ERR_OVERFLOW;

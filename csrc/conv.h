@@ -32,6 +32,8 @@ typedef struct {
     int direct;                  /* 1x1, stride 1, no padding, 1 group: x is its own im2col */
     int depthwise;               /* one input channel per group: direct loops, no GEMM */
     int narrow;                  /* few output channels: GEMMs run transposed (see conv.c) */
+    int col_by_tap;              /* narrow, one input channel, stride_w 1: im2col is stored
+                                  * transposed, [k, rows], each tap's row a run of x */
     int64_t narrow_bytes;        /* the transposed output buffer, inside col_bytes */
     /* 1x1 passes with fewer chunks than slots also split their output columns
      * (forward: c_out, backward-data: c_in) into this many blocks; backward-
@@ -94,6 +96,7 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
     pycnn_status conv_backward_filter_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, \
                                             const T *x, const T *dy, T *dw, T *dbias,     \
                                             char *ws);                                     \
+    void im2col_by_tap_##SFX(const pycnn_conv2d_desc *d, const T *x, int64_t m0, int64_t rows, T *col_t); \
     void im2col_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \
                       const T *x, int64_t m0, int64_t rows, T *col);                       \
     void col2im_##SFX(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,              \

@@ -20,29 +20,38 @@
 void FN(im2col)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
                 const T *x, int64_t m0, int64_t rows, T *col)
 {
-    const int64_t k = d->kh * d->kw * cig;
+    const int64_t k = d->kh * d->kw * cig, run = d->kw * cig;
     const int contiguous_taps = cig == d->c_in && d->dilation_w == 1;
-    for (int64_t m = m0; m < m0 + rows; m++) {
-        ROW_PIXEL(d, m, n, oy, ox);
+    /* Walk the pixels in order instead of dividing m for each (LeNet's first
+     * layer has 5-element patch rows, where the divisions would dominate). */
+    ROW_PIXEL(d, m0, n_first, oy_first, ox_first);
+    int64_t n = n_first, oy = oy_first, ox = ox_first;
+    for (int64_t r = 0; r < rows; r++) {
         const T *image = x + n * d->h * d->w * d->c_in + group * cig;
         const int64_t ix0 = ox * d->stride_w - d->pad_left;
         int64_t j_lo, j_hi;
         conv_taps_inside(d, ix0, &j_lo, &j_hi);
-        T *dst = col + (m - m0) * k;
-        for (int64_t i = 0; i < d->kh; i++, dst += d->kw * cig) {
+        T *dst = col + r * k;
+        for (int64_t i = 0; i < d->kh; i++, dst += run) {
             const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
             if (iy < 0 || iy >= d->h) {
-                for (int64_t e = 0; e < d->kw * cig; e++)
+                for (int64_t e = 0; e < run; e++)
                     dst[e] = 0;
                 continue;
             }
             for (int64_t e = 0; e < j_lo * cig; e++)
                 dst[e] = 0;
-            for (int64_t e = j_hi * cig; e < d->kw * cig; e++)
+            for (int64_t e = j_hi * cig; e < run; e++)
                 dst[e] = 0;
             const T *src = image + (iy * d->w + ix0) * d->c_in;
             if (contiguous_taps) {
-                memcpy(dst + j_lo * cig, src + j_lo * cig, (size_t)((j_hi - j_lo) * cig) * sizeof(T));
+                const int64_t begin = j_lo * cig, count = (j_hi - j_lo) * cig;
+                if (count >= 32) {
+                    memcpy(dst + begin, src + begin, (size_t)count * sizeof(T));
+                } else {   /* a library call costs more than a short copy */
+                    for (int64_t e = 0; e < count; e++)
+                        dst[begin + e] = src[begin + e];
+                }
                 continue;
             }
             for (int64_t j = j_lo; j < j_hi; j++) {
@@ -50,6 +59,58 @@ void FN(im2col)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
                 const T *tap = src + j * d->dilation_w * d->c_in;
                 for (int64_t c = 0; c < cig; c++)
                     dst[j * cig + c] = tap[c];
+            }
+        }
+        if (++ox == d->ow) {
+            ox = 0;
+            if (++oy == d->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+
+/* im2col stored transposed, col_t[k, rows] (row stride `rows`), for one input
+ * channel and stride_w 1: for tap (i, j), consecutive output pixels of an
+ * output row read consecutive input values, so each tap's row is built from
+ * runs of x (LeNet's first layer: 25 runs of 28 values per output row instead
+ * of 140 patch rows of 5). */
+void FN(im2col_by_tap)(const pycnn_conv2d_desc *d, const T *x, int64_t m0, int64_t rows, T *col_t)
+{
+    ROW_PIXEL(d, m0, n_first, oy_first, ox_first);
+    int64_t n = n_first, oy = oy_first, ox = ox_first;
+    for (int64_t r = 0; r < rows;) {
+        const int64_t span = min64(d->ow - ox, rows - r);   /* pixels left in this output row */
+        const T *image = x + n * d->h * d->w;
+        for (int64_t i = 0; i < d->kh; i++) {
+            const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
+            for (int64_t j = 0; j < d->kw; j++) {
+                T *dst = col_t + (i * d->kw + j) * rows + r;
+                if (iy < 0 || iy >= d->h) {
+                    for (int64_t e = 0; e < span; e++)
+                        dst[e] = 0;
+                    continue;
+                }
+                /* pixel ox + e reads input column ix0 + e, inside the image for e in [lo, hi) */
+                const int64_t ix0 = ox - d->pad_left + j * d->dilation_w;
+                const int64_t lo = min64(max64(-ix0, 0), span), hi = max64(min64(d->w - ix0, span), lo);
+                const T *src = image + iy * d->w + ix0;
+                for (int64_t e = 0; e < lo; e++)
+                    dst[e] = 0;
+                for (int64_t e = lo; e < hi; e++)
+                    dst[e] = src[e];
+                for (int64_t e = hi; e < span; e++)
+                    dst[e] = 0;
+            }
+        }
+        r += span;
+        ox += span;
+        if (ox == d->ow) {
+            ox = 0;
+            if (++oy == d->oh) {
+                oy = 0;
+                n++;
             }
         }
     }
@@ -467,7 +528,10 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
             }
             for (int64_t g = 0; g < d->groups; g++) {
                 const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
-                if (!p->direct) {
+                if (p->col_by_tap) {
+                    FN(im2col_by_tap)(d, x, m0, rows, col);
+                    a = col;
+                } else if (!p->direct) {
                     FN(im2col)(d, p->cig, g, x, m0, rows, col);
                     a = col;
                 }
@@ -475,7 +539,8 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 if (p->narrow) {
                     /* y_g^T[cog, rows] = w_g^T[cog, k] * col^T[k, rows], then transposed into y */
                     T *y_t = (T *)(slot + p->col_bytes - p->narrow_bytes);
-                    const gemm_args args = {1, 1, 0, p->cog, rows, p->k, d->c_out, lda, rows};
+                    const gemm_args args = {1, !p->col_by_tap, 0, p->cog, rows, p->k, d->c_out,
+                                            p->col_by_tap ? rows : lda, rows};
                     FN(gemm)(&args, w + g * p->cog, a, y_t, pack);
                     for (int64_t r = 0; r < rows; r++)
                         for (int64_t c = 0; c < p->cog; c++)
@@ -573,7 +638,10 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
             }
             for (int64_t g = 0; g < d->groups && !p->depthwise; g++) {
                 const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
-                if (!p->direct) {
+                if (p->col_by_tap) {
+                    FN(im2col_by_tap)(d, x, m0, rows, col);
+                    a = col;
+                } else if (!p->direct) {
                     FN(im2col)(d, p->cig, g, x, m0, rows, col);
                     a = col;
                 }
@@ -581,7 +649,8 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
                 if (p->narrow) {
                     /* dw_g^T[cog, k] (+)= dy_g^T[cog, rows] * col[rows, k]; the slot's
                      * partial is kept transposed, [c_out, k], until the final sum. */
-                    const gemm_args args = {1, 0, !first, p->cog, p->k, rows, d->c_out, lda, p->k};
+                    const gemm_args args = {1, p->col_by_tap, !first, p->cog, p->k, rows, d->c_out,
+                                            p->col_by_tap ? rows : lda, p->k};
                     FN(gemm)(&args, dy_chunk + g * p->cog, a, dw_part + g * p->cog * p->k, pack);
                     continue;
                 }

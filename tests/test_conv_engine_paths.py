@@ -119,6 +119,12 @@ IM2COL_CASES = {
     "stride 3, explicit": ((1, 10, 13, 2), (4, 4, 2, 3), {"padding": ((1, 2), (3, 0)), "strides": (2, 3)}),
     "dilation 3 along w": ((1, 8, 14, 4), (2, 3, 4, 5), {"padding": "same", "dilation_rate": (1, 3)}),
     "1 input channel": ((3, 12, 12, 1), (5, 5, 1, 6), {"padding": "same"}),
+    # One input channel and stride_w 1: im2col built by taps, transposed; a large
+    # image is cut into pieces that start in the middle of an output row.
+    "1 input channel, pieces start mid-row": ((1, 100, 97, 1), (3, 3, 1, 4), {"padding": "same"}),
+    "1 input channel, stride (2, 1), dilation": ((2, 15, 13, 1), (3, 3, 1, 5),
+                                                 {"strides": (2, 1), "dilation_rate": (1, 2)}),
+    "16 output channels": ((2, 9, 9, 6), (5, 5, 6, 16), {}),
 }
 
 
