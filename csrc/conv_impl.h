@@ -43,20 +43,24 @@ void FN(im2col)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
                 dst[e] = 0;
             for (int64_t e = j_hi * cig; e < run; e++)
                 dst[e] = 0;
-            const T *src = image + (iy * d->w + ix0) * d->c_in;
+            /* pixel offset of tap j: only formed for taps inside the image */
+            const int64_t row_at = iy * d->w + ix0;
             if (contiguous_taps) {
                 const int64_t begin = j_lo * cig, count = (j_hi - j_lo) * cig;
+                if (count == 0)
+                    continue;
+                const T *src = image + (row_at + j_lo) * d->c_in;
                 if (count >= 32) {
-                    memcpy(dst + begin, src + begin, (size_t)count * sizeof(T));
+                    memcpy(dst + begin, src, (size_t)count * sizeof(T));
                 } else {   /* a library call costs more than a short copy */
                     for (int64_t e = 0; e < count; e++)
-                        dst[begin + e] = src[begin + e];
+                        dst[begin + e] = src[e];
                 }
                 continue;
             }
             for (int64_t j = j_lo; j < j_hi; j++) {
                 /* a plain loop: cig is often 1-3, where a memcpy call costs more */
-                const T *tap = src + j * d->dilation_w * d->c_in;
+                const T *tap = image + (row_at + j * d->dilation_w) * d->c_in;
                 for (int64_t c = 0; c < cig; c++)
                     dst[j * cig + c] = tap[c];
             }
@@ -95,11 +99,13 @@ void FN(im2col_by_tap)(const pycnn_conv2d_desc *d, const T *x, int64_t m0, int64
                 /* pixel ox + e reads input column ix0 + e, inside the image for e in [lo, hi) */
                 const int64_t ix0 = ox - d->pad_left + j * d->dilation_w;
                 const int64_t lo = min64(max64(-ix0, 0), span), hi = max64(min64(d->w - ix0, span), lo);
-                const T *src = image + iy * d->w + ix0;
                 for (int64_t e = 0; e < lo; e++)
                     dst[e] = 0;
-                for (int64_t e = lo; e < hi; e++)
-                    dst[e] = src[e];
+                if (hi > lo) {
+                    const T *src = image + iy * d->w + ix0 + lo;   /* the first input value read */
+                    for (int64_t e = lo; e < hi; e++)
+                        dst[e] = src[e - lo];
+                }
                 for (int64_t e = hi; e < span; e++)
                     dst[e] = 0;
             }
@@ -133,16 +139,18 @@ void FN(col2im)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
             const int64_t iy = oy * d->stride_h - d->pad_top + i * d->dilation_h;
             if (iy < 0 || iy >= d->h)
                 continue;
-            T *row = image + (iy * d->w + ix0) * d->c_in;
+            const int64_t row_at = iy * d->w + ix0;   /* see im2col */
             if (contiguous_taps) {
-                T *restrict dst = row + j_lo * cig;
+                if (j_hi == j_lo)
+                    continue;
+                T *restrict dst = image + (row_at + j_lo) * d->c_in;
                 const T *restrict add = src + j_lo * cig;
                 for (int64_t e = 0; e < (j_hi - j_lo) * cig; e++)
                     dst[e] += add[e];
                 continue;
             }
             for (int64_t j = j_lo; j < j_hi; j++) {
-                T *tap = row + j * d->dilation_w * d->c_in;
+                T *tap = image + (row_at + j * d->dilation_w) * d->c_in;
                 for (int64_t c = 0; c < cig; c++)
                     tap[c] += src[j * cig + c];
             }
