@@ -105,7 +105,12 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     const int64_t want_blocks = p->direct && p->chunks < CONV_SLOTS ? ceil_div64(CONV_SLOTS, max64(p->chunks, 1)) : 1;
     p->out_col_blocks = max64(1, min64(want_blocks, d->c_out / CONV_MIN_BLOCK_COLS));
     p->in_col_blocks = max64(1, min64(want_blocks, d->c_in / CONV_MIN_BLOCK_COLS));
-    p->filter_col_blocks = p->direct ? max64(1, min64(CONV_SLOTS, d->c_out / CONV_MIN_BLOCK_COLS)) : 1;
+    /* Backward-filter by column blocks of dw: always for 1x1 (x is the im2col);
+     * otherwise when chunks are short (a deep layer on one image), where slot
+     * partials would be re-read and re-written for little arithmetic each. */
+    const int short_chunks = !p->direct && !p->depthwise && d->groups == 1 &&
+                             p->rows_per_piece < CONV_SHORT_CHUNK_ROWS;
+    p->filter_col_blocks = p->direct || short_chunks ? max64(1, min64(CONV_SLOTS, d->c_out / CONV_MIN_BLOCK_COLS)) : 1;
     p->slots = min64(CONV_SLOTS, max64(p->chunks * max64(p->out_col_blocks, p->in_col_blocks),
                                         max64(p->filter_col_blocks, 1)));
     const int64_t work_dims[] = {d->n, p->rows_per_image, p->k, d->c_out};

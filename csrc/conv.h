@@ -18,6 +18,8 @@
 #define CONV_MIN_CHUNK_ROWS 256
 /* Narrowest column block when a 1x1 pass with few rows is split by columns. */
 #define CONV_MIN_BLOCK_COLS 64
+/* Chunks shorter than this make backward-filter split dw by columns (see conv.c). */
+#define CONV_SHORT_CHUNK_ROWS 256
 
 typedef struct {
     int64_t cig, cog;            /* channels per group, in and out       */
@@ -37,8 +39,9 @@ typedef struct {
     int64_t narrow_bytes;        /* the transposed output buffer, inside col_bytes */
     /* 1x1 passes with fewer chunks than slots also split their output columns
      * (forward: c_out, backward-data: c_in) into this many blocks; backward-
-     * filter splits dw's columns into filter_col_blocks and then needs no
-     * partial sums (each element has one owner).  1 = no split. */
+     * filter (1x1, or short chunks: slot 0's im2col buffer shared) splits dw's
+     * columns into filter_col_blocks and then needs no partial sums (each
+     * element has one owner).  1 = no split. */
     int64_t out_col_blocks, in_col_blocks, filter_col_blocks;
     int64_t col_bytes, pack_bytes, partial_bytes, slot_bytes;
     int64_t slots;

@@ -501,6 +501,49 @@ static pycnn_status FN(direct_backward_filter)(const pycnn_conv2d_desc *d, const
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
 
+/* dw[:, cols] = col^T * dy[:, cols] with one im2col buffer shared by the
+ * threads: the calling thread fills it for a chunk, then each thread runs the
+ * GEMMs of its column blocks, accumulating over the chunks in order. */
+static pycnn_status FN(shared_col_backward_filter)(const pycnn_conv2d_desc *d, const conv_plan *p,
+                                                   const T *x, const T *dy, T *dw, T *dbias, char *ws)
+{
+    const int64_t blocks = p->filter_col_blocks;
+    T *col = (T *)ws;   /* slot 0's im2col buffer */
+    int stop = 0;
+    #pragma omp parallel num_threads(worker_threads(min64(blocks, p->slots), p->work))
+    {
+        void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
+        for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
+            int64_t m0, rows;
+            conv_chunk_rows(p, chunk, &m0, &rows);
+            #pragma omp master
+            {
+                if (interrupt_requested())
+                    stop = 1;
+                else
+                    FN(im2col)(d, p->cig, 0, x, m0, rows, col);
+            }
+            #pragma omp barrier
+            if (stop)   /* read after the barrier: every thread leaves together */
+                break;
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t block = 0; block < blocks; block++) {
+                int64_t j0, width;
+                conv_column_block(d->c_out, blocks, block, &j0, &width);
+                const gemm_args args = {1, 0, chunk > 0, p->k, width, rows, p->k, d->c_out, d->c_out};
+                FN(gemm)(&args, col, dy + m0 * d->c_out + j0, dw + j0, pack);
+                if (dbias != NULL) {
+                    if (chunk == 0)
+                        for (int64_t c = j0; c < j0 + width; c++)
+                            dbias[c] = 0;
+                    FN(add_row_sums)(dy + m0 * d->c_out + j0, rows, width, d->c_out, dbias + j0);
+                }
+            }   /* the implied barrier keeps col until every block is done */
+        }
+    }
+    return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
+}
+
 pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *bias, T *y, char *ws)
 {
@@ -617,7 +660,8 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
                                       const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
     if (p->filter_col_blocks > 1)
-        return FN(direct_backward_filter)(d, p, x, dy, dw, dbias, ws);
+        return p->direct ? FN(direct_backward_filter)(d, p, x, dy, dw, dbias, ws)
+                         : FN(shared_col_backward_filter)(d, p, x, dy, dw, dbias, ws);
     const int64_t w_count = p->k * d->c_out;   /* kh*kw*cig*c_out */
     const int64_t used_slots = min64(p->slots, p->chunks);
     int stop = 0;

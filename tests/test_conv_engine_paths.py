@@ -8,7 +8,8 @@ engine picks by shape are reached only here:
   filters (also for dilation, asymmetric padding and groups, and inside the
   stride-1 transposed convolution, whose forward pass is a backward-data pass);
 * 1x1 convolutions and dense layers with few rows split their columns across
-  threads, and backward-filter then gives each column block a single owner;
+  threads, and backward-filter then gives each column block a single owner (as
+  it does, from one shared im2col buffer, for short chunks of deep layers);
 * im2col copies a kernel row's taps in one run when they are contiguous, with
   zeros where the window hangs over the border (kernels wider than the image);
 * the AVX-512 GEMM packs full 8-row blocks of A with an in-register transpose
@@ -106,6 +107,14 @@ def test_dense_column_split(rng, threads, dtype, case):
     assert_matches(dx, dy64 @ k64.T, dtype, "dx")
     assert_matches(dk, x64.T @ dy64, dtype, "dkernel")
     assert_matches(db, dy64.sum(0), dtype, "dbias")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("x_shape", [(1, 6, 5, 40), (2, 12, 11, 300)], ids=["one chunk", "pieces of images"])
+def test_short_chunks_backward_filter_by_columns(rng, threads, dtype, x_shape):
+    # Chunks under 256 rows and >= 128 output channels: dw is split by columns,
+    # every thread working from one shared im2col buffer, chunk after chunk.
+    _check_conv(rng, dtype, x_shape, (3, 3, x_shape[-1], 140), padding="same")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
