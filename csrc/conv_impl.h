@@ -616,8 +616,15 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
     if (p->depthwise && p->cog == 1)
         return FN(depthwise_backward_data_rows)(d, p, dy, w, dx, ws);
     /* col2im scatters into dx across a whole image, so a thread owns whole
-     * images: a unit is one chunk of whole images, or every piece of one image. */
-    const int64_t units = p->pieces == 1 ? p->chunks : d->n;
+     * images: a unit is one chunk of whole images, or every piece of one image.
+     * Windows that do not overlap (stride >= window, U-Net's 2x2 stride-2
+     * up-convolution) give each dx element at most one writer: then every
+     * chunk is a unit of its own, after dx is zeroed once. */
+    const int disjoint = d->stride_h > (d->kh - 1) * d->dilation_h && d->stride_w > (d->kw - 1) * d->dilation_w;
+    const int64_t units = disjoint || p->pieces == 1 ? p->chunks : d->n;
+    const int64_t pieces_per_unit = disjoint ? 1 : p->pieces;
+    if (disjoint)
+        memset(dx, 0, (size_t)(d->n * d->h * d->w * d->c_in) * sizeof(T));
     int stop = 0;
     #pragma omp parallel num_threads(worker_threads(min64(units, p->slots), p->work))
     {
@@ -626,15 +633,15 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         void *pack = slot + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t unit = 0; unit < units; unit++) {
-            for (int64_t piece = 0; piece < p->pieces; piece++) {
+            for (int64_t piece = 0; piece < pieces_per_unit; piece++) {
                 if (THREAD_ID() == 0 && interrupt_requested())
                     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
                 if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
                     break;
                 int64_t m0, rows;
-                conv_chunk_rows(p, unit * p->pieces + piece, &m0, &rows);
+                conv_chunk_rows(p, unit * pieces_per_unit + piece, &m0, &rows);
                 const T *dy_chunk = dy + m0 * d->c_out;
-                if (piece == 0) {   /* zero the unit's images before the first scatter */
+                if (!disjoint && piece == 0) {   /* zero the unit's images before the first scatter */
                     const int64_t image0 = m0 / p->rows_per_image;
                     const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
                     memset(dx + image0 * d->h * d->w * d->c_in, 0,

@@ -187,3 +187,19 @@ def test_depthwise_multiplier_one(rng, threads, dtype, case):
     expected = ref.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
     for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
         assert_matches(g, e, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_disjoint_windows_scatter_by_chunks(rng, threads, dtype):
+    # Windows that do not overlap (stride >= window) scatter dx chunk by chunk,
+    # in parallel even for one image: the U-Net up-convolution (2x2, stride 2)
+    # and a convolution whose stride leaves gaps between windows.
+    x = random_array(rng, (1, 40, 44, 24), dtype)
+    kernel = random_array(rng, (2, 2, 16, 24), dtype)   # (kh, kw, filters, c_in)
+    y = ops.conv2d_transpose(x, kernel, strides=2)
+    assert_matches(y, ref.conv2d_transpose(x, kernel, strides=2), dtype, "y")
+    dy = random_array(rng, y.shape, dtype)
+    for name, g, e in zip(("dx", "dkernel"), ops.conv2d_transpose_backward(dy, x, kernel, strides=2),
+                          ref.conv2d_transpose_backward(dy, x, kernel, strides=2)):
+        assert_matches(g, e, dtype, name)
+    _check_conv(rng, dtype, (1, 61, 47, 12), (2, 2, 12, 20), strides=3)
