@@ -86,6 +86,18 @@ static inline void conv_column_block(int64_t cols, int64_t blocks, int64_t block
     *width = min64(step, cols - *j0);
 }
 
+/* Column blocks a pass actually uses, at most `planned`: enough for `threads`
+ * beside `chunks` row chunks, and none for one thread.  Unlike the row chunks
+ * this may follow the thread count: a column split never changes how any
+ * element is summed (each is computed whole, in the same order), while a
+ * split B matrix streams worse on one core. */
+static inline int64_t conv_blocks_for_threads(int64_t planned, int64_t chunks, int threads)
+{
+    if (threads <= 1 || chunks >= threads)
+        return 1;
+    return max64(1, min64(planned, ceil_div64(threads, chunks)));
+}
+
 /* Validates the geometry; negative trailing padding is allowed only for the
  * transposed convolution's internal descriptor (allow_negative_end). */
 pycnn_status conv_check_geometry(pycnn_conv2d_desc *d, int allow_negative_end);

@@ -446,9 +446,11 @@ static pycnn_status FN(depthwise_backward_data_rows)(const pycnn_conv2d_desc *d,
 static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                              const T *dy, const T *w, T *dx, char *ws)
 {
-    const int64_t blocks = p->in_col_blocks, items = p->chunks * blocks;
+    const int threads = worker_threads(min64(p->chunks * p->in_col_blocks, p->slots), p->work);
+    const int64_t blocks = conv_blocks_for_threads(p->in_col_blocks, p->chunks, threads);
+    const int64_t items = p->chunks * blocks;
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(items, p->slots), p->work))
+    #pragma omp parallel num_threads(threads)
     {
         void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
@@ -472,9 +474,10 @@ static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const c
 static pycnn_status FN(direct_backward_filter)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                                const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
-    const int64_t blocks = p->filter_col_blocks;
+    const int threads = worker_threads(min64(p->filter_col_blocks, p->slots), p->work);
+    const int64_t blocks = conv_blocks_for_threads(p->filter_col_blocks, 1, threads);
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(blocks, p->slots), p->work))
+    #pragma omp parallel num_threads(threads)
     {
         void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
@@ -507,10 +510,11 @@ static pycnn_status FN(direct_backward_filter)(const pycnn_conv2d_desc *d, const
 static pycnn_status FN(shared_col_backward_filter)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                                    const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
-    const int64_t blocks = p->filter_col_blocks;
+    const int threads = worker_threads(min64(p->filter_col_blocks, p->slots), p->work);
+    const int64_t blocks = conv_blocks_for_threads(p->filter_col_blocks, 1, threads);
     T *col = (T *)ws;   /* slot 0's im2col buffer */
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(blocks, p->slots), p->work))
+    #pragma omp parallel num_threads(threads)
     {
         void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
         for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
@@ -548,9 +552,11 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *bias, T *y, char *ws)
 {
     /* A work item is a chunk of rows, or (1x1 with few chunks) one column block of one. */
-    const int64_t blocks = p->out_col_blocks, items = p->chunks * blocks;
+    const int threads = worker_threads(min64(p->chunks * p->out_col_blocks, p->slots), p->work);
+    const int64_t blocks = conv_blocks_for_threads(p->out_col_blocks, p->chunks, threads);
+    const int64_t items = p->chunks * blocks;
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(items, p->slots), p->work))
+    #pragma omp parallel num_threads(threads)
     {
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
