@@ -68,7 +68,8 @@ setup(
             sources=engine_sources,
             include_dirs=[numpy.get_include(), "csrc"],
             define_macros=define_macros,
-            depends=sorted(glob("csrc/*.h") + glob("csrc/binding/*.h")),   # rebuild on header edits
+            # Rebuild on header edits, and on edits of the ISA kernels (compiled in build_extension).
+            depends=sorted(glob("csrc/*.h") + glob("csrc/binding/*.h")) + sorted(ISA_KERNELS),
             extra_compile_args=list(COMMON_FLAGS),
             extra_link_args=[],
         )
