@@ -599,15 +599,24 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                     const gemm_args args = {1, !p->col_by_tap, 0, p->cog, rows, p->k, d->c_out,
                                             p->col_by_tap ? rows : lda, rows};
                     FN(gemm)(&args, w + g * p->cog, a, y_t, pack);
-                    for (int64_t r = 0; r < rows; r++)
-                        for (int64_t c = 0; c < p->cog; c++)
-                            y_chunk[r * d->c_out + g * p->cog + c] = y_t[c * rows + r];
+                    /* transposed into y, with the bias added on the way (one pass) */
+                    T *y_group = y_chunk + g * p->cog;
+                    if (bias != NULL) {
+                        const T *group_bias = bias + g * p->cog;
+                        for (int64_t r = 0; r < rows; r++)
+                            for (int64_t c = 0; c < p->cog; c++)
+                                y_group[r * d->c_out + c] = y_t[c * rows + r] + group_bias[c];
+                    } else {
+                        for (int64_t r = 0; r < rows; r++)
+                            for (int64_t c = 0; c < p->cog; c++)
+                                y_group[r * d->c_out + c] = y_t[c * rows + r];
+                    }
                     continue;
                 }
                 const gemm_args args = {0, 0, 0, rows, p->cog, p->k, lda, d->c_out, d->c_out};
                 FN(gemm)(&args, a, w + g * p->cog, y_chunk + g * p->cog, pack);
             }
-            if (bias != NULL)
+            if (bias != NULL && !p->narrow)
                 FN(add_bias)(y_chunk, bias, rows, d->c_out, d->c_out);
         }
     }
