@@ -72,6 +72,25 @@ static inline void conv_taps_inside_1d(int64_t start, int64_t size, int64_t taps
         *hi = *lo;
 }
 
+/* Output pixel m and the taps of its window that lie inside the image:
+ * rows i in [i_lo, i_hi) read input row iy0 + i * dilation_h, columns j in
+ * [j_lo, j_hi) input column ix0 + j * dilation_w. */
+typedef struct {
+    int64_t n, iy0, ix0, i_lo, i_hi, j_lo, j_hi;
+} conv_window;
+
+static inline conv_window conv_pixel_window(const pycnn_conv2d_desc *d, int64_t m)
+{
+    conv_window win;
+    const int64_t pixel = m % (d->oh * d->ow);
+    win.n = m / (d->oh * d->ow);
+    win.iy0 = pixel / d->ow * d->stride_h - d->pad_top;
+    win.ix0 = pixel % d->ow * d->stride_w - d->pad_left;
+    conv_taps_inside_1d(win.iy0, d->h, d->kh, d->dilation_h, &win.i_lo, &win.i_hi);
+    conv_taps_inside_1d(win.ix0, d->w, d->kw, d->dilation_w, &win.j_lo, &win.j_hi);
+    return win;
+}
+
 /* The kernel columns [*j_lo, *j_hi) whose taps, starting at input column ix0, are inside the image. */
 static inline void conv_taps_inside(const pycnn_conv2d_desc *d, int64_t ix0, int64_t *j_lo, int64_t *j_hi)
 {

@@ -220,17 +220,18 @@ void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, int64_t ld, T
 #define DW_BLOCK 16
 
 static inline __attribute__((always_inline)) void FN(dw_forward_block)(
-    const pycnn_conv2d_desc *d, const T *image, const T *w, const T *bias, T *out, int64_t c0, int64_t cb,
-    int64_t iy0, int64_t i_lo, int64_t i_hi, int64_t ix0, int64_t j_lo, int64_t j_hi)
+    const pycnn_conv2d_desc *d, const conv_window *win, const T *x, const T *w, const T *bias, T *out,
+    int64_t c0, int64_t cb)
 {
     const int64_t C = d->c_in;
+    const T *image = x + win->n * d->h * d->w * C;
     T acc[DW_BLOCK];
     for (int64_t c = 0; c < cb; c++)
         acc[c] = bias != NULL ? bias[c0 + c] : 0;
-    for (int64_t i = i_lo; i < i_hi; i++) {
-        const T *x_row = image + (iy0 + i * d->dilation_h) * d->w * C + c0;
-        for (int64_t j = j_lo; j < j_hi; j++) {
-            const T *restrict xp = x_row + (ix0 + j * d->dilation_w) * C;
+    for (int64_t i = win->i_lo; i < win->i_hi; i++) {
+        const T *x_row = image + (win->iy0 + i * d->dilation_h) * d->w * C + c0;
+        for (int64_t j = win->j_lo; j < win->j_hi; j++) {
+            const T *restrict xp = x_row + (win->ix0 + j * d->dilation_w) * C;
             const T *restrict wp = w + (i * d->kw + j) * C + c0;
             for (int64_t c = 0; c < cb; c++)
                 acc[c] += xp[c] * wp[c];
@@ -245,17 +246,12 @@ static void FN(depthwise_forward_m1)(const pycnn_conv2d_desc *d, const T *x, con
 {
     const int64_t C = d->c_in;
     for (int64_t m = m0; m < m0 + rows; m++) {
-        ROW_PIXEL(d, m, n, oy, ox);
-        const int64_t iy0 = oy * d->stride_h - d->pad_top, ix0 = ox * d->stride_w - d->pad_left;
-        int64_t i_lo, i_hi, j_lo, j_hi;
-        conv_taps_inside_1d(iy0, d->h, d->kh, d->dilation_h, &i_lo, &i_hi);
-        conv_taps_inside_1d(ix0, d->w, d->kw, d->dilation_w, &j_lo, &j_hi);
-        const T *image = x + n * d->h * d->w * C;
+        const conv_window win = conv_pixel_window(d, m);
         int64_t c0 = 0;
         for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
-            FN(dw_forward_block)(d, image, w, bias, y + m * C, c0, DW_BLOCK, iy0, i_lo, i_hi, ix0, j_lo, j_hi);
+            FN(dw_forward_block)(d, &win, x, w, bias, y + m * C, c0, DW_BLOCK);
         if (c0 < C)
-            FN(dw_forward_block)(d, image, w, bias, y + m * C, c0, C - c0, iy0, i_lo, i_hi, ix0, j_lo, j_hi);
+            FN(dw_forward_block)(d, &win, x, w, bias, y + m * C, c0, C - c0);
     }
 }
 
@@ -324,17 +320,18 @@ static void FN(depthwise_backward_data_m1)(const pycnn_conv2d_desc *d, const T *
 /* Adds this chunk's filter gradient into dw_part [kh * kw, C]: per pixel, a
  * block of dy stays in registers across the taps. */
 static inline __attribute__((always_inline)) void FN(dw_backward_filter_block)(
-    const pycnn_conv2d_desc *d, const T *image, const T *dy_pixel, T *dw_part, int64_t c0, int64_t cb,
-    int64_t iy0, int64_t i_lo, int64_t i_hi, int64_t ix0, int64_t j_lo, int64_t j_hi)
+    const pycnn_conv2d_desc *d, const conv_window *win, const T *x, const T *dy_pixel, T *dw_part,
+    int64_t c0, int64_t cb)
 {
     const int64_t C = d->c_in;
+    const T *image = x + win->n * d->h * d->w * C;
     T g[DW_BLOCK];
     for (int64_t c = 0; c < cb; c++)
         g[c] = dy_pixel[c0 + c];
-    for (int64_t i = i_lo; i < i_hi; i++) {
-        const T *x_row = image + (iy0 + i * d->dilation_h) * d->w * C + c0;
-        for (int64_t j = j_lo; j < j_hi; j++) {
-            const T *xp = x_row + (ix0 + j * d->dilation_w) * C;
+    for (int64_t i = win->i_lo; i < win->i_hi; i++) {
+        const T *x_row = image + (win->iy0 + i * d->dilation_h) * d->w * C + c0;
+        for (int64_t j = win->j_lo; j < win->j_hi; j++) {
+            const T *xp = x_row + (win->ix0 + j * d->dilation_w) * C;
             T *dwp = dw_part + (i * d->kw + j) * C + c0;
             T sum[DW_BLOCK];   /* through a local block: dwp may alias xp as far as gcc knows */
             for (int64_t c = 0; c < cb; c++)
@@ -350,19 +347,12 @@ static void FN(depthwise_backward_filter_m1)(const pycnn_conv2d_desc *d, const T
 {
     const int64_t C = d->c_in;
     for (int64_t m = m0; m < m0 + rows; m++) {
-        ROW_PIXEL(d, m, n, oy, ox);
-        const int64_t iy0 = oy * d->stride_h - d->pad_top, ix0 = ox * d->stride_w - d->pad_left;
-        int64_t i_lo, i_hi, j_lo, j_hi;
-        conv_taps_inside_1d(iy0, d->h, d->kh, d->dilation_h, &i_lo, &i_hi);
-        conv_taps_inside_1d(ix0, d->w, d->kw, d->dilation_w, &j_lo, &j_hi);
-        const T *image = x + n * d->h * d->w * C;
+        const conv_window win = conv_pixel_window(d, m);
         int64_t c0 = 0;
         for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
-            FN(dw_backward_filter_block)(d, image, dy + m * C, dw_part, c0, DW_BLOCK, iy0, i_lo, i_hi,
-                                         ix0, j_lo, j_hi);
+            FN(dw_backward_filter_block)(d, &win, x, dy + m * C, dw_part, c0, DW_BLOCK);
         if (c0 < C)
-            FN(dw_backward_filter_block)(d, image, dy + m * C, dw_part, c0, C - c0, iy0, i_lo, i_hi,
-                                         ix0, j_lo, j_hi);
+            FN(dw_backward_filter_block)(d, &win, x, dy + m * C, dw_part, c0, C - c0);
     }
 }
 
@@ -430,9 +420,7 @@ static pycnn_status FN(depthwise_backward_data_rows)(const pycnn_conv2d_desc *d,
         int64_t *scratch = (int64_t *)(ws + (int64_t)THREAD_ID() * p->slot_bytes);
         #pragma omp for schedule(dynamic, 1)
         for (int64_t row = 0; row < rows; row++) {
-            if (THREAD_ID() == 0 && interrupt_requested())
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+            if (stop_requested(&stop))
                 continue;
             FN(depthwise_backward_data_m1)(d, dy, w, dx, row, 1, scratch);
         }
@@ -455,9 +443,7 @@ static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const c
         void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < items; item++) {
-            if (THREAD_ID() == 0 && interrupt_requested())
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+            if (stop_requested(&stop))
                 continue;
             int64_t m0, rows, j0, width;
             conv_chunk_rows(p, item / blocks, &m0, &rows);
@@ -488,9 +474,7 @@ static pycnn_status FN(direct_backward_filter)(const pycnn_conv2d_desc *d, const
                 for (int64_t c = j0; c < j0 + width; c++)
                     dbias[c] = 0;
             for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
-                if (THREAD_ID() == 0 && interrupt_requested())
-                    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-                if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+                if (stop_requested(&stop))
                     break;
                 int64_t m0, rows;
                 conv_chunk_rows(p, chunk, &m0, &rows);
@@ -563,9 +547,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
         void *pack = slot + p->col_bytes;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < items; item++) {
-            if (THREAD_ID() == 0 && interrupt_requested())
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+            if (stop_requested(&stop))
                 continue;
             int64_t m0, rows;
             conv_chunk_rows(p, item / blocks, &m0, &rows);
@@ -649,9 +631,7 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         #pragma omp for schedule(dynamic, 1)
         for (int64_t unit = 0; unit < units; unit++) {
             for (int64_t piece = 0; piece < pieces_per_unit; piece++) {
-                if (THREAD_ID() == 0 && interrupt_requested())
-                    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-                if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+                if (stop_requested(&stop))
                     break;
                 int64_t m0, rows;
                 conv_chunk_rows(p, unit * pieces_per_unit + piece, &m0, &rows);
@@ -698,9 +678,7 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
         memset(db_part, 0, (size_t)d->c_out * sizeof(T));
         int first = 1;
         for (int64_t chunk = s; chunk < p->chunks; chunk += p->slots) {
-            if (THREAD_ID() == 0 && interrupt_requested())
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+            if (stop_requested(&stop))
                 break;
             int64_t m0, rows;
             conv_chunk_rows(p, chunk, &m0, &rows);

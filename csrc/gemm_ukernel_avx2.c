@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "gemm_tiles.h"
+#include "gemm_transpose8.h"
 
 #define MR 6
 #define NR 16
@@ -65,24 +66,13 @@ static void pack_a_f32(int64_t k, const float *a, int64_t lda, float *out)
     const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
     int64_t p = 0;
     for (; p + 8 <= k; p += 8, out += 8 * MR) {
-        __m256 r[8], t[8], u[8];
+        __m256 r[8], col[8];
         for (int i = 0; i < MR; i++)
             r[i] = _mm256_loadu_ps(a + i * lda + p);
         r[6] = r[7] = _mm256_setzero_ps();
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-        }
-        for (int j = 0; j < 4; j++) {
-            _mm256_maskstore_ps(out + j * MR, six, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
-            _mm256_maskstore_ps(out + (j + 4) * MR, six, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
-        }
+        transpose8_ps(r, col);
+        for (int j = 0; j < 8; j++)
+            _mm256_maskstore_ps(out + j * MR, six, col[j]);
     }
     for (; p < k; p++, out += MR)
         for (int i = 0; i < MR; i++)

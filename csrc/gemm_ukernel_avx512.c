@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "gemm_tiles.h"
+#include "gemm_transpose8.h"
 
 #define MR 8
 #define NR 32
@@ -49,29 +50,17 @@ static void ukernel_f32(int64_t k, const float *restrict a, const float *restric
     }
 }
 
-/* Packs a full 8-row block of A: 8 x 8 tiles transposed in registers (AVX). */
+/* Packs a full 8-row block of A: 8 x 8 tiles transposed in registers. */
 static void pack_a_f32(int64_t k, const float *a, int64_t lda, float *out)
 {
     int64_t p = 0;
     for (; p + 8 <= k; p += 8, out += 64) {
-        __m256 r[8], t[8], u[8];
+        __m256 r[8], col[8];
         for (int i = 0; i < 8; i++)
             r[i] = _mm256_loadu_ps(a + i * lda + p);
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       /* rows i, i+1 interleaved, low pairs */
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-        }
-        /* u[0..3] hold rows 0-3 and u[4..7] rows 4-7 of columns (0,4), (1,5), (2,6), (3,7). */
-        for (int j = 0; j < 4; j++) {
-            _mm256_storeu_ps(out + j * 8, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
-            _mm256_storeu_ps(out + (j + 4) * 8, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
-        }
+        transpose8_ps(r, col);
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_ps(out + j * 8, col[j]);
     }
     for (; p < k; p++, out += 8)
         for (int i = 0; i < 8; i++)

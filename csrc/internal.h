@@ -38,6 +38,15 @@ int worker_threads(int64_t items, int64_t work);
 /* 1 if the interrupt poll asks to stop (call only from the calling thread). */
 int interrupt_requested(void);
 
+/* Inside a parallel loop: thread 0 (the calling thread) polls for Ctrl-C and
+ * raises *stop; every thread then skips its remaining items. */
+static inline int stop_requested(int *stop)
+{
+    if (THREAD_ID() == 0 && interrupt_requested())
+        __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
+    return __atomic_load_n(stop, __ATOMIC_RELAXED);
+}
+
 /* Workspace alignment: every sub-buffer starts on a 64-byte boundary. */
 #define PYCNN_ALIGN 64
 static inline int64_t align_up64(int64_t bytes) { return (bytes + PYCNN_ALIGN - 1) & ~(int64_t)(PYCNN_ALIGN - 1); }
