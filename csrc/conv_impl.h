@@ -181,10 +181,27 @@ void FN(add_bias)(T *y, const T *bias, int64_t rows, int64_t channels, int64_t l
             y[r * ld + c] += bias[c];
 }
 
-/* sum[c] += dy[r, c] over the rows, in row order (rows ld elements apart). */
+/* sum[c] += dy[r, c] over the rows (rows ld elements apart).  With few
+ * channels, groups of rows are added as one flat vector first (a loop long
+ * enough to vectorize; LeNet's 6 channels would not), then folded by channel:
+ * a fixed order that depends only on the shape. */
+#define ROW_SUM_LANES 64
 void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, int64_t ld, T *sum)
 {
-    for (int64_t r = 0; r < rows; r++)
+    int64_t r = 0;
+    if (ld == channels && channels < ROW_SUM_LANES / 4) {
+        const int64_t group = ROW_SUM_LANES / channels, width = group * channels;
+        T acc[ROW_SUM_LANES] = {0};
+        for (; r + group <= rows; r += group) {
+            const T *restrict src = dy + r * channels;
+            for (int64_t q = 0; q < width; q++)
+                acc[q] += src[q];
+        }
+        for (int64_t g = 0; g < group; g++)
+            for (int64_t c = 0; c < channels; c++)
+                sum[c] += acc[g * channels + c];
+    }
+    for (; r < rows; r++)
         for (int64_t c = 0; c < channels; c++)
             sum[c] += dy[r * ld + c];
 }

@@ -34,6 +34,8 @@ static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
              * sequentially, and write 8 adjacent panel entries per step (one
              * row at a time would store with a stride of NR). */
             int64_t j = 0;
+            for (; j + 8 <= nr && UKERNEL.transpose8 != NULL; j += 8)
+                UKERNEL.transpose8(kb, b + (j0 + jr + j) * g->ldb + p0, g->ldb, out + j, NR);
             for (; j + 8 <= nr; j += 8) {
                 const T *src = b + (j0 + jr + j) * g->ldb + p0;
                 const int64_t ld = g->ldb;

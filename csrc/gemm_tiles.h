@@ -30,9 +30,26 @@ typedef void (*ukernel_f64_fn)(int64_t k, const double *a, const double *b, doub
  */
 typedef void (*pack_a_f32_fn)(int64_t k, const float *a, int64_t lda, float *out);
 typedef void (*pack_a_f64_fn)(int64_t k, const double *a, int64_t lda, double *out);
+/*
+ * Optional transposing copy: the 8 x k block src (rows ld apart) into out,
+ * column p (8 values) at out + p * out_stride.  Packs a transposed B (stored
+ * [n, k]) into NR-wide panels 8 columns at a time; NULL: a portable loop.
+ */
+typedef void (*transpose8_f32_fn)(int64_t k, const float *src, int64_t ld, float *out, int64_t out_stride);
+typedef void (*transpose8_f64_fn)(int64_t k, const double *src, int64_t ld, double *out, int64_t out_stride);
 
-typedef struct { ukernel_f32_fn run; int64_t mr, nr; pack_a_f32_fn pack_a; } ukernel_f32_info;
-typedef struct { ukernel_f64_fn run; int64_t mr, nr; pack_a_f64_fn pack_a; } ukernel_f64_info;
+typedef struct {
+    ukernel_f32_fn run;
+    int64_t mr, nr;
+    pack_a_f32_fn pack_a;
+    transpose8_f32_fn transpose8;
+} ukernel_f32_info;
+typedef struct {
+    ukernel_f64_fn run;
+    int64_t mr, nr;
+    pack_a_f64_fn pack_a;
+    transpose8_f64_fn transpose8;
+} ukernel_f64_info;
 
 extern const ukernel_f32_info pycnn_gemm_ukernel_ref_f32;
 extern const ukernel_f64_info pycnn_gemm_ukernel_ref_f64;

@@ -85,5 +85,5 @@ static void pack_a_f32(int64_t k, const float *a, int64_t lda, float *out)
 #define UKERNEL_NR 8
 #include "gemm_ukernel.h"
 
-const ukernel_f32_info pycnn_gemm_ukernel_avx2_f32 = {ukernel_f32, MR, NR, pack_a_f32};
-const ukernel_f64_info pycnn_gemm_ukernel_avx2_f64 = {ukernel_f64, 6, 8, NULL};
+const ukernel_f32_info pycnn_gemm_ukernel_avx2_f32 = {ukernel_f32, MR, NR, pack_a_f32, transpose8_block};
+const ukernel_f64_info pycnn_gemm_ukernel_avx2_f64 = {ukernel_f64, 6, 8, NULL, NULL};

@@ -53,18 +53,7 @@ static void ukernel_f32(int64_t k, const float *restrict a, const float *restric
 /* Packs a full 8-row block of A: 8 x 8 tiles transposed in registers. */
 static void pack_a_f32(int64_t k, const float *a, int64_t lda, float *out)
 {
-    int64_t p = 0;
-    for (; p + 8 <= k; p += 8, out += 64) {
-        __m256 r[8], col[8];
-        for (int i = 0; i < 8; i++)
-            r[i] = _mm256_loadu_ps(a + i * lda + p);
-        transpose8_ps(r, col);
-        for (int j = 0; j < 8; j++)
-            _mm256_storeu_ps(out + j * 8, col[j]);
-    }
-    for (; p < k; p++, out += 8)
-        for (int i = 0; i < 8; i++)
-            out[i] = a[i * lda + p];
+    transpose8_block(k, a, lda, out, MR);
 }
 
 /* float64 keeps the portable kernel, vectorized by the compiler with these flags. */
@@ -74,5 +63,5 @@ static void pack_a_f32(int64_t k, const float *a, int64_t lda, float *out)
 #define UKERNEL_NR 8
 #include "gemm_ukernel.h"
 
-const ukernel_f32_info pycnn_gemm_ukernel_avx512_f32 = {ukernel_f32, MR, NR, pack_a_f32};
-const ukernel_f64_info pycnn_gemm_ukernel_avx512_f64 = {ukernel_f64, 8, 8, NULL};
+const ukernel_f32_info pycnn_gemm_ukernel_avx512_f32 = {ukernel_f32, MR, NR, pack_a_f32, transpose8_block};
+const ukernel_f64_info pycnn_gemm_ukernel_avx512_f64 = {ukernel_f64, 8, 8, NULL, NULL};

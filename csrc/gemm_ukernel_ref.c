@@ -18,5 +18,5 @@
 #define UKERNEL_NR 8
 #include "gemm_ukernel.h"
 
-const ukernel_f32_info pycnn_gemm_ukernel_ref_f32 = {ukernel_f32, 8, 16, NULL};
-const ukernel_f64_info pycnn_gemm_ukernel_ref_f64 = {ukernel_f64, 8, 8, NULL};
+const ukernel_f32_info pycnn_gemm_ukernel_ref_f32 = {ukernel_f32, 8, 16, NULL, NULL};
+const ukernel_f64_info pycnn_gemm_ukernel_ref_f64 = {ukernel_f64, 8, 8, NULL, NULL};
