@@ -46,7 +46,7 @@ def same_float_dtype(op, **arrays):
     if len(dtypes) > 1:
         listing = " and ".join(f"{name} dtype {a.dtype.name}" for name, a in named)
         raise TypeError(f"{op}: {listing} must match (cast them with .astype(...) to one dtype)")
-    return np.dtype(named[0][1].dtype.name)
+    return dtypes.pop()   # native byte order, like the results
 
 
 def int_tuple(op, name, value, rank, minimum=1):
