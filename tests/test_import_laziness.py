@@ -58,6 +58,26 @@ def test_lazy_attribute_loads_its_submodule_on_first_use():
     assert "pycnn.datasets.mnist" in loaded and "pycnn.applications" not in loaded
 
 
+def test_every_module_imports_when_it_is_the_first_pycnn_import():
+    """With the sub-packages lazy, the import order is the script's: each module must import on its
+    own (a cycle such as preprocessing.layers <-> layers broke only when imported first)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import pycnn\n"
+        "names = sorted(m.name for m in pkgutil.walk_packages(pycnn.__path__, 'pycnn.'))\n"
+        "failures = []\n"
+        "for name in names:\n"
+        "    for key in [k for k in sys.modules if k == 'pycnn' or k.startswith('pycnn.')]:\n"
+        "        del sys.modules[key]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        failures.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+        "assert len(names) > 50, names\n"
+        "assert not failures, failures")
+    _modules_after(code)
+
+
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_every_public_name_resolves(module_name):
     module = importlib.import_module(module_name)

@@ -1,6 +1,10 @@
 """Data augmentation: Keras's ImageDataGenerator, elastic deformation, random layers, image helpers."""
 import importlib
 
+# pycnn.layers re-exports the random layers defined here, and they subclass pycnn.layers.base.Layer:
+# importing pycnn.layers first completes that cycle in the one order that works, whichever of the
+# two packages a script imports first.
+import pycnn.layers  # noqa: F401
 from pycnn.preprocessing.layers import (RandomBrightness, RandomContrast, RandomElasticTransform, RandomFlip,
                                         RandomRotation, RandomShear, RandomTranslation, RandomZoom)
 
