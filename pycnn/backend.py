@@ -7,7 +7,9 @@ calls it).
 """
 import numpy as np
 
-_rng = np.random.default_rng()
+# Created on first use: numpy.random costs ~10 ms to import, which a script that never draws
+# a random number (loading a trained model, calling the functional ops) should not pay.
+_rng = None
 
 
 def set_seed(seed):
@@ -20,6 +22,9 @@ def set_seed(seed):
 
 def get_rng():
     """The global ``numpy.random.Generator`` (replaced by ``set_seed``)."""
+    global _rng
+    if _rng is None:
+        _rng = np.random.default_rng()
     return _rng
 
 

@@ -6,7 +6,6 @@ logs)``, ``on_test_begin/end``, ``on_test_batch_begin/end``, ``on_predict_begin/
 ``on_predict_batch_begin/end``. Setting ``model.stop_training = True`` ends ``fit`` after the
 current epoch (or batch, for TerminateOnNaN).
 """
-import csv
 import math
 import os
 import sys
@@ -329,6 +328,7 @@ class CSVLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.keys is None:
+            import csv   # only CSVLogger needs it
             self.keys = sorted(logs)
             self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
                                           delimiter=self.sep)

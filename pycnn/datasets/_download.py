@@ -13,15 +13,9 @@ streams into a temporary file in the cache folder, is hashed while streaming and
 moved into place with ``os.replace`` only when the digest matches; on any failure the
 temporary file is deleted, so the cache never holds a half-written file.
 """
-import hashlib
 import os
-import ssl
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
-import http.client
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +23,6 @@ from pycnn.errors import IntegrityError
 
 _CHUNK = 1 << 16
 _TIMEOUT_S = 30
-_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
-                   ssl.SSLError)
 
 
 @dataclass(frozen=True)
@@ -72,6 +64,7 @@ def _candidates(directory, subdir, name):
 
 
 def _hash_file(path):
+    import hashlib   # hashlib, like the network modules below, loads only when a file is checked
     sha, md5 = hashlib.sha256(), hashlib.md5()
     size = 0
     with open(path, "rb") as f:
@@ -160,6 +153,15 @@ def download(dataset, spec, url, dest, progress=True):
     Raises IntegrityError for a digest or size mismatch and ConnectionError when the
     transfer fails; in both cases nothing is left in the cache.
     """
+    # The network stack (ssl alone is several ms) is imported here, not with pycnn.datasets.
+    import hashlib
+    import http.client
+    import ssl
+    import tempfile
+    import urllib.error
+    import urllib.request
+    network_errors = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
+                      ssl.SSLError)
     dest = Path(dest)
     _make_cache_folder(dest.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -186,7 +188,7 @@ def download(dataset, spec, url, dest, progress=True):
                                 f"expected {spec.size:,} bytes; the temporary file was deleted")
                         if bar:
                             bar.update(len(chunk))
-            except _NETWORK_ERRORS as exc:   # a full disk etc. propagates as itself
+            except network_errors as exc:   # a full disk etc. propagates as itself
                 reason = getattr(exc, "reason", None) or exc
                 raise ConnectionError(
                     f"{dataset}: cannot download {url} ({type(exc).__name__}: {reason}; "

@@ -31,12 +31,9 @@ Writes are atomic: a temporary file in the destination directory is written, flu
 then ``os.replace``-d over the destination and the directory is fsynced, so an interrupted save
 leaves the previous file intact.
 """
-import hashlib
-import json
 import math
 import os
 import struct
-import tempfile
 import warnings
 
 import numpy as np
@@ -80,6 +77,9 @@ def _dtype_name(array, name):
 def write_tensor_file(path, header, tensors):
     """Write ``header`` (a JSON-serialisable dict; its 'tensors' entry is filled here) and
     ``tensors`` ([(name, array, group)]) atomically to ``path``."""
+    import hashlib   # hashlib, json and tempfile load on the first save/load, not with pycnn.models
+    import json
+    import tempfile
     path = os.fspath(path)
     entries, arrays, offset = [], [], 0
     for name, array, group in tensors:
@@ -155,6 +155,8 @@ def _fail(path, message):
 def read_tensor_file(path):
     """Read and fully validate a pycnn file. Returns (header dict, {name: entry}, data memoryview,
     ordered entries). Raises ModelFileError on any problem."""
+    import hashlib
+    import json
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:

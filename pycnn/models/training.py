@@ -97,8 +97,6 @@ class _Batches:
         out = buf[:len(sel)]
         np.take(arrays, sel, axis=0, out=out)
         return out
-        if self.steps == self.passes:
-            self._position = 0
 
 
 class _IterableBatches:
