@@ -330,10 +330,10 @@ def _pool_windows(x_shape, pool_size, strides, padding):
     windows = {}
     for i in range(oh):
         for j in range(ow):
-            cells = [(r, c)
-                     for r in range(i * sh - pt, i * sh - pt + kh)
-                     for c in range(j * sw - pl, j * sw - pl + kw)
-                     if 0 <= r < h and 0 <= c < w]
+            # The window clipped to the image (a window of 2**31 rows must not be walked).
+            rows = range(max(i * sh - pt, 0), min(i * sh - pt + kh, h))
+            cols = range(max(j * sw - pl, 0), min(j * sw - pl + kw, w))
+            cells = [(r, c) for r in rows for c in cols]
             windows[i, j] = cells
     return (oh, ow), windows
 
