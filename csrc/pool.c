@@ -3,6 +3,62 @@
 
 #include "internal.h"
 
+/* Channels whose max-pool winners are found together (stack arrays). */
+#define POOL_CHANNEL_BLOCK 64
+
+/* Max-pool rule, per channel: a NaN already held stays; otherwise a NaN or a
+ * strictly larger value replaces the held one (so the first maximum wins).
+ * Bitwise & and | (not && and ||) keep it branch-free, so it vectorizes. */
+#define MAX_TAKES(held, v) (((held) == (held)) & (((v) > (held)) | ((v) != (v))))
+
+/* The window and row code is copied per constant channel count (pool_image). */
+#define POOL_ALWAYS_INLINE __attribute__((always_inline))
+/* Before a channel loop with selects: a constant-count copy must stay a loop,
+ * since GCC if-converts (and so vectorizes) selects only inside loops. */
+#define POOL_KEEP_LOOP _Pragma("GCC unroll 1")
+
+/* Windows overlap: backward adds several gradients into one dx cell. */
+static int windows_overlap(const pycnn_pool2d_desc *d)
+{
+    return d->stride_h < d->kh || d->stride_w < d->kw;
+}
+
+/* Backward without overlap: the first dx row owned by the band of output rows
+ * starting at oy (its first window row, or the image edge), so that the gap
+ * rows no window covers belong to exactly one band. */
+static int64_t band_first_row(const pycnn_pool2d_desc *d, int64_t oy)
+{
+    if (oy == 0)
+        return 0;
+    if (oy >= d->oh)
+        return d->h;
+    return min64(max64(oy * d->stride_h - d->pad_top, 0), d->h);
+}
+
+/* How each image's work is split: `bands` runs of output rows times `chunks`
+ * channel ranges.  Both stay 1 when there are at least as many images as
+ * threads; a single large image is split by rows (forward, and backward
+ * without overlap: the bands' outputs are disjoint) or, when overlapping
+ * windows add into shared dx rows, by channels (at least 16 per chunk, a
+ * cache line of floats).  Neither split changes any arithmetic. */
+typedef struct {
+    int64_t bands, chunks;
+} pool_split;
+
+static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
+{
+    pool_split split = {1, 1};
+    const int64_t threads = pycnn_get_num_threads(), n = max64(d->n, 1);
+    if (n >= threads)
+        return split;
+    const int64_t wanted = (threads + n - 1) / n;
+    if (backward && windows_overlap(d))
+        split.chunks = max64(1, min64(wanted, d->c / 16));
+    else
+        split.bands = max64(1, min64(wanted, d->oh));
+    return split;
+}
+
 #define T float
 #define FN(name) name##_f32
 #include "pool_impl.h"
