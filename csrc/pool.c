@@ -3,8 +3,8 @@
 
 #include "internal.h"
 
-/* Channels whose max-pool winners are found together (stack arrays). */
-#define POOL_CHANNEL_BLOCK 64
+/* Vectors of channels whose max-pool windows are processed together (registers). */
+#define POOL_GROUP_VECS 4
 
 /* Max-pool rule, per channel: a NaN already held stays; otherwise a NaN or a
  * strictly larger value replaces the held one (so the first maximum wins).
@@ -13,9 +13,6 @@
 
 /* The window and row code is copied per constant channel count (pool_image). */
 #define POOL_ALWAYS_INLINE __attribute__((always_inline))
-/* Before a channel loop with selects: a constant-count copy must stay a loop,
- * since GCC if-converts (and so vectorizes) selects only inside loops. */
-#define POOL_KEEP_LOOP _Pragma("GCC unroll 1")
 
 /* Windows overlap: backward adds several gradients into one dx cell. */
 static int windows_overlap(const pycnn_pool2d_desc *d)
@@ -59,17 +56,43 @@ static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
     return split;
 }
 
+/* Portable code: 16-byte vectors (SSE2, the x86-64 baseline). */
+#define POOL_TARGET
+#define POOL_VEC_BYTES 16
 #define T float
+#define TI int32_t
 #define FN(name) name##_f32
 #include "pool_impl.h"
 #undef T
+#undef TI
 #undef FN
 
 #define T double
+#define TI int64_t
 #define FN(name) name##_f64
 #include "pool_impl.h"
 #undef T
+#undef TI
 #undef FN
+#undef POOL_TARGET
+#undef POOL_VEC_BYTES
+
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+/* float32 again for AVX2, used whenever the GEMM's ISA (pycnn_isa, so also
+ * PYCNN_ISA) is avx2 or avx512: the same C with 8-lane vectors, so the same
+ * results.  (AVX-512 code from this C measured slower than AVX2 here.) */
+#define POOL_TARGET __attribute__((target("avx2")))
+#define POOL_VEC_BYTES 32
+#define T float
+#define TI int32_t
+#define FN(name) name##_f32_avx2
+#include "pool_impl.h"
+#undef T
+#undef TI
+#undef FN
+#undef POOL_TARGET
+#undef POOL_VEC_BYTES
+#endif
 
 pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d)
 {
@@ -118,8 +141,13 @@ static pycnn_status run(const pycnn_pool2d_desc *d, const void *x, const void *d
         return PYCNN_OK;
     if (x == NULL || out == NULL || (backward && dy == NULL))
         return PYCNN_ERR_NULL_POINTER;
-    if (d->dtype == PYCNN_FLOAT32)
+    if (d->dtype == PYCNN_FLOAT32) {
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+        if (strcmp(pycnn_isa(), "ref") != 0)
+            return pool_run_f32_avx2(d, x, dy, out, backward);
+#endif
         return pool_run_f32(d, x, dy, out, backward);
+    }
     return pool_run_f64(d, x, dy, out, backward);
 }
 

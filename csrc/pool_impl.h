@@ -1,11 +1,123 @@
 /* Pooling passes, written once for float and double (included by pool.c,
- * which defines T and FN). */
+ * which defines T, TI (a signed integer as wide as T), POOL_VEC_BYTES,
+ * POOL_TARGET and FN). */
+
+/* Max pooling works on explicit vectors of LANES channels (GCC/Clang vector
+ * extensions): the per-window state stays in registers, where compiler
+ * vectorization of channel loops kept it in stack arrays (a store-to-load
+ * chain per cell, which dominated narrow layers such as LeNet's 6 channels). */
+typedef T FN(vec) __attribute__((vector_size(POOL_VEC_BYTES)));
+typedef TI FN(mask) __attribute__((vector_size(POOL_VEC_BYTES)));
+#define LANES ((int64_t)(POOL_VEC_BYTES / sizeof(T)))
+/* Channels per group of vectors a window is processed in. */
+#define GROUP (POOL_GROUP_VECS * LANES)
+
+/* A group of gn channels is covered by vectors at offsets min(j * LANES,
+ * gn - LANES): whole vectors, the last one overlapping its neighbour when
+ * LANES does not divide gn (overlapping lanes compute the same values).
+ * Only a group narrower than one vector (gn < LANES) loads lanes [0, gn),
+ * one by one, leaving the others 0. */
+static inline POOL_ALWAYS_INLINE int64_t FN(offset)(int64_t j, int64_t gn)
+{
+    return gn < LANES ? 0 : min64(j * LANES, gn - LANES);
+}
+
+static inline POOL_ALWAYS_INLINE POOL_TARGET FN(vec) FN(load)(const T *p, int64_t gn)
+{
+    FN(vec) v = {0};
+    if (gn >= LANES)
+        memcpy(&v, p, sizeof v);
+    else
+        for (int64_t i = 0; i < gn && i < LANES; i++)
+            v[i] = p[i];
+    return v;
+}
+
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(store)(T *p, FN(vec) v, int64_t gn)
+{
+    if (gn >= LANES)
+        memcpy(p, &v, sizeof v);
+    else
+        for (int64_t i = 0; i < gn && i < LANES; i++)
+            p[i] = v[i];
+}
+
+/* Per lane: m ? a : b (m lanes are all ones or all zeros). */
+static inline POOL_ALWAYS_INLINE POOL_TARGET FN(vec) FN(select)(FN(mask) m, FN(vec) a, FN(vec) b)
+{
+    return (FN(vec))(((FN(mask))a & m) | ((FN(mask))b & ~m));
+}
+
+/* best = the window's value per lane under MAX_TAKES, for the group of gn
+ * channels at corner (nv vectors). */
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_group)(const T *corner, int64_t row_stride, int64_t C,
+                                                                int64_t rows, int64_t cols, int64_t gn,
+                                                                FN(vec) best[POOL_GROUP_VECS])
+{
+    const int64_t nv = (gn + LANES - 1) / LANES;
+    for (int64_t j = 0; j < nv; j++)
+        best[j] = FN(load)(corner + FN(offset)(j, gn), gn);
+    for (int64_t ky = 0; ky < rows; ky++)
+        for (int64_t kx = 0; kx < cols; kx++) {
+            if (ky == 0 && kx == 0)
+                continue;
+            const T *cell = corner + ky * row_stride + kx * C;
+            for (int64_t j = 0; j < nv; j++) {
+                const FN(vec) v = FN(load)(cell + FN(offset)(j, gn), gn);
+                best[j] = FN(select)(MAX_TAKES(best[j], v), v, best[j]);
+            }
+        }
+}
+
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_forward_group)(const T *corner, T *out, int64_t row_stride,
+                                                                        int64_t C, int64_t rows, int64_t cols,
+                                                                        int64_t gn)
+{
+    FN(vec) best[POOL_GROUP_VECS];
+    FN(max_group)(corner, row_stride, C, rows, cols, gn, best);
+    for (int64_t j = 0; j * LANES < gn; j++)
+        FN(store)(out + FN(offset)(j, gn), best[j], gn);
+}
+
+/* Max backward of one group: the first pass finds the window's value under
+ * MAX_TAKES (the first NaN if there is one, else the maximum); the second
+ * walks the cells in the same order and hands g to the first cell equal to it
+ * (the first NaN when it is NaN; no cell is NaN when it is not). */
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_backward_group)(const T *x_corner, const T *dy, T *dx_corner,
+                                                                         int64_t row_stride, int64_t C, int64_t rows,
+                                                                         int64_t cols, int64_t gn, int accumulate)
+{
+    const FN(vec) zero = {0};
+    const int64_t nv = (gn + LANES - 1) / LANES;
+    FN(vec) best[POOL_GROUP_VECS], left[POOL_GROUP_VECS];   /* left: gradient not yet handed out */
+    FN(max_group)(x_corner, row_stride, C, rows, cols, gn, best);
+    for (int64_t j = 0; j < nv; j++)
+        left[j] = zero + FN(load)(dy + FN(offset)(j, gn), gn);
+    for (int64_t ky = 0; ky < rows; ky++)
+        for (int64_t kx = 0; kx < cols; kx++) {
+            const T *cell = x_corner + ky * row_stride + kx * C;
+            T *out = dx_corner + ky * row_stride + kx * C;
+            FN(vec) share[POOL_GROUP_VECS];
+            for (int64_t j = 0; j < nv; j++) {
+                const FN(vec) v = FN(load)(cell + FN(offset)(j, gn), gn);
+                const FN(mask) hit = (v == best[j]) | (v != v);
+                share[j] = FN(select)(hit, left[j], zero);
+                left[j] = FN(select)(hit, zero, left[j]);
+            }
+            /* All loads before all stores: overlapping vectors must not add twice. */
+            if (accumulate)
+                for (int64_t j = 0; j < nv; j++)
+                    share[j] += FN(load)(out + FN(offset)(j, gn), gn);
+            for (int64_t j = 0; j < nv; j++)
+                FN(store)(out + FN(offset)(j, gn), share[j], gn);
+        }
+}
 
 /* One window's channel range [c0, c0 + cn) of one image: y0..y1 and x0..x1 are
  * the window clipped to the image.  Loops run over the window's cells in
- * row-major order with the channel loop innermost, so they vectorize over the
- * contiguous channels. */
-static inline POOL_ALWAYS_INLINE void FN(forward_window)(const pycnn_pool2d_desc *d, const T *restrict corner,
+ * row-major order with the channel loop innermost, over the contiguous
+ * channels. */
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(forward_window)(const pycnn_pool2d_desc *d, const T *restrict corner,
                                                          T *restrict out, int64_t rows,
                                       int64_t cols, int64_t cn)
 {
@@ -24,16 +136,11 @@ static inline POOL_ALWAYS_INLINE void FN(forward_window)(const pycnn_pool2d_desc
             out[c] *= inv_cells;
         return;
     }
-    POOL_KEEP_LOOP
-    for (int64_t c = 0; c < cn; c++)
-        out[c] = corner[c];
-    for (int64_t ky = 0; ky < rows; ky++)
-        for (int64_t kx = 0; kx < cols; kx++) {
-            const T *cell = corner + ky * row_stride + kx * C;
-            POOL_KEEP_LOOP
-            for (int64_t c = 0; c < cn; c++)
-                out[c] = MAX_TAKES(out[c], cell[c]) ? cell[c] : out[c];
-        }
+    int64_t g0 = 0;
+    for (; g0 + GROUP <= cn; g0 += GROUP)
+        FN(max_forward_group)(corner + g0, out + g0, row_stride, C, rows, cols, GROUP);
+    if (g0 < cn)
+        FN(max_forward_group)(corner + g0, out + g0, row_stride, C, rows, cols, cn - g0);
 }
 
 /* The gradient of one window, channels [0, cn) at dy: max sends it to the
@@ -41,13 +148,8 @@ static inline POOL_ALWAYS_INLINE void FN(forward_window)(const pycnn_pool2d_desc
  * window is written: `accumulate` adds into dx (overlapping windows),
  * otherwise dx is stored, as 0 + g so that a -0 gradient lands as +0 exactly
  * as when added to a zeroed dx.
- *
- * Max works on a block of channels at a time: the first pass finds the
- * window's value under MAX_TAKES (the first NaN if there is one, else the
- * maximum); the second walks the cells in the same order and hands g to the
- * first cell equal to it (the first NaN when it is NaN; no cell is NaN when it
- * is not).  Every lane is T-typed, so both passes vectorize. */
-static inline POOL_ALWAYS_INLINE void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restrict x_corner,
+ * Max works a group of channels at a time, full groups with a constant width. */
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restrict x_corner,
                                                           const T *restrict dy, T *restrict dx_corner, int64_t rows, int64_t cols, int64_t cn, int accumulate)
 {
     const int64_t C = d->c, row_stride = d->w * d->c;
@@ -65,45 +167,16 @@ static inline POOL_ALWAYS_INLINE void FN(backward_window)(const pycnn_pool2d_des
             }
         return;
     }
-    for (int64_t c0 = 0; c0 < cn; c0 += POOL_CHANNEL_BLOCK) {
-        const int64_t bn = min64(POOL_CHANNEL_BLOCK, cn - c0);
-        /* left: the gradient not yet handed out (0 once the winner has it) */
-        T best[POOL_CHANNEL_BLOCK], left[POOL_CHANNEL_BLOCK], share[POOL_CHANNEL_BLOCK];
-        POOL_KEEP_LOOP
-        for (int64_t c = 0; c < bn; c++) {
-            best[c] = x_corner[c0 + c];
-            left[c] = (T)0 + dy[c0 + c];
-        }
-        for (int64_t ky = 0; ky < rows; ky++)
-            for (int64_t kx = 0; kx < cols; kx++) {
-                const T *v = x_corner + ky * row_stride + kx * C + c0;
-                POOL_KEEP_LOOP
-                for (int64_t c = 0; c < bn; c++)
-                    best[c] = MAX_TAKES(best[c], v[c]) ? v[c] : best[c];
-            }
-        for (int64_t ky = 0; ky < rows; ky++)
-            for (int64_t kx = 0; kx < cols; kx++) {
-                const T *v = x_corner + ky * row_stride + kx * C + c0;
-                T *out = dx_corner + ky * row_stride + kx * C + c0;
-                /* Two selects and a store per lane, with the add in a loop of
-                 * its own: the forms GCC if-converts. */
-                T *hit_share = accumulate ? share : out;
-                POOL_KEEP_LOOP
-                for (int64_t c = 0; c < bn; c++) {
-                    const T g = left[c], vc = v[c];
-                    const int hit = (vc == best[c]) | (vc != vc);
-                    hit_share[c] = hit ? g : (T)0;
-                    left[c] = hit ? (T)0 : g;
-                }
-                if (accumulate)
-                    for (int64_t c = 0; c < bn; c++)
-                        out[c] += share[c];
-            }
-    }
+    int64_t g0 = 0;
+    for (; g0 + GROUP <= cn; g0 += GROUP)
+        FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, GROUP, accumulate);
+    if (g0 < cn)
+        FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, cn - g0,
+                               accumulate);
 }
 
 /* Zeroes dx cells [ix0, ix1) of rows [iy0, iy1), channels [c0, c0 + cn). */
-static void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, int64_t iy0, int64_t iy1, int64_t ix0,
+static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, int64_t iy0, int64_t iy1, int64_t ix0,
                            int64_t ix1, int64_t c0, int64_t cn)
 {
     const int64_t C = d->c;
@@ -120,7 +193,7 @@ static void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, int64_t iy0,
 /* Output row oy of one image, channels [c0, c0 + cn): y0..y1 are its window
  * rows clipped to the image.  Backward without overlap also zeroes the cells
  * of rows y0..y1 that no window covers. */
-static inline POOL_ALWAYS_INLINE void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
+static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
                                                    T *out_image, int64_t oy, int64_t y0, int64_t y1, int64_t c0,
                                                    int64_t cn, int backward, int accumulate)
 {
@@ -152,7 +225,7 @@ static inline POOL_ALWAYS_INLINE void FN(pool_row)(const pycnn_pool2d_desc *d, c
  * window as zeros; overlapping windows (always all rows, oy0 = 0, oy1 = oh)
  * add into dx rows zeroed just before their first window, in (oy, ox) order,
  * so the sums do not depend on how the work is split. */
-static void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image, T *out_image,
+static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image, T *out_image,
                           int64_t oy0, int64_t oy1, int64_t c0, int64_t cn, int backward, int *stop)
 {
     const int accumulate = windows_overlap(d);
@@ -195,7 +268,7 @@ static void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *d
  * (image, band of output rows, channel chunk); every output and every dx
  * element is computed the same way whatever the split (see pool_split), so
  * results do not depend on the thread count. */
-static pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out, int backward)
+static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out, int backward)
 {
     const int64_t in_size = d->h * d->w * d->c, out_size = d->oh * d->ow * d->c;
     const pool_split split = split_images(d, backward);
@@ -220,3 +293,6 @@ static pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
+
+#undef LANES
+#undef GROUP
