@@ -56,17 +56,35 @@ static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
     return split;
 }
 
-/* Portable code: 16-byte vectors (SSE2, the x86-64 baseline). */
+/* Joining two half vectors (narrow channel groups) needs __builtin_shufflevector. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define POOL_HAVE_SHUFFLEVECTOR 1
+#endif
+
+/* Portable code: 16-byte vectors (SSE2, the x86-64 baseline).  Only float32,
+ * the fast path, gets the copies for constant channel counts and windows
+ * (they cost most of this file's compile time). */
 #define POOL_TARGET
 #define POOL_VEC_BYTES 16
+#define POOL_SPECIALIZE 1
 #define T float
 #define TI int32_t
 #define FN(name) name##_f32
+#ifdef POOL_HAVE_SHUFFLEVECTOR
+#define POOL_JOIN 0, 1, 2, 3   /* lane lists for joining and splitting half vectors */
+#define POOL_LOW 0, 1
+#define POOL_HIGH 2, 3
+#endif
 #include "pool_impl.h"
 #undef T
 #undef TI
 #undef FN
+#undef POOL_JOIN
+#undef POOL_LOW
+#undef POOL_HIGH
 
+#undef POOL_SPECIALIZE
+#define POOL_SPECIALIZE 0
 #define T double
 #define TI int64_t
 #define FN(name) name##_f64
@@ -76,6 +94,7 @@ static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
 #undef FN
 #undef POOL_TARGET
 #undef POOL_VEC_BYTES
+#undef POOL_SPECIALIZE
 
 #if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
 /* float32 again for AVX2, used whenever the GEMM's ISA (pycnn_isa, so also
@@ -83,15 +102,25 @@ static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
  * results.  (AVX-512 code from this C measured slower than AVX2 here.) */
 #define POOL_TARGET __attribute__((target("avx2")))
 #define POOL_VEC_BYTES 32
+#define POOL_SPECIALIZE 1
 #define T float
 #define TI int32_t
 #define FN(name) name##_f32_avx2
+#ifdef POOL_HAVE_SHUFFLEVECTOR
+#define POOL_JOIN 0, 1, 2, 3, 4, 5, 6, 7
+#define POOL_LOW 0, 1, 2, 3
+#define POOL_HIGH 4, 5, 6, 7
+#endif
 #include "pool_impl.h"
 #undef T
 #undef TI
 #undef FN
+#undef POOL_JOIN
+#undef POOL_LOW
+#undef POOL_HIGH
 #undef POOL_TARGET
 #undef POOL_VEC_BYTES
+#undef POOL_SPECIALIZE
 #endif
 
 pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d)

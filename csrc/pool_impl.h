@@ -1,6 +1,7 @@
 /* Pooling passes, written once for float and double (included by pool.c,
  * which defines T, TI (a signed integer as wide as T), POOL_VEC_BYTES,
- * POOL_TARGET and FN). */
+ * POOL_TARGET, POOL_SPECIALIZE (1 for the constant-shape copies in
+ * pool_rows) and FN). */
 
 /* Max pooling works on explicit vectors of LANES channels (GCC/Clang vector
  * extensions): the per-window state stays in registers, where compiler
@@ -14,32 +15,55 @@ typedef TI FN(mask) __attribute__((vector_size(POOL_VEC_BYTES)));
 
 /* A group of gn channels is covered by vectors at offsets min(j * LANES,
  * gn - LANES): whole vectors, the last one overlapping its neighbour when
- * LANES does not divide gn (overlapping lanes compute the same values).
- * Only a group narrower than one vector (gn < LANES) loads lanes [0, gn),
- * one by one, leaving the others 0. */
+ * LANES does not divide gn (overlapping lanes compute the same values).  A
+ * group narrower than one vector but at least half as wide (6 channels in 8
+ * lanes) is two overlapping half vectors; a narrower one is loaded lane by
+ * lane, the others left 0. */
 static inline POOL_ALWAYS_INLINE int64_t FN(offset)(int64_t j, int64_t gn)
 {
     return gn < LANES ? 0 : min64(j * LANES, gn - LANES);
 }
 
+#ifdef POOL_JOIN
+typedef T FN(half) __attribute__((vector_size(POOL_VEC_BYTES / 2)));
+#define HALVES_FIT(gn) ((gn) >= LANES / 2)
+#else
+#define HALVES_FIT(gn) 0
+#endif
+
 static inline POOL_ALWAYS_INLINE POOL_TARGET FN(vec) FN(load)(const T *p, int64_t gn)
 {
     FN(vec) v = {0};
-    if (gn >= LANES)
+    if (gn >= LANES) {
         memcpy(&v, p, sizeof v);
-    else
+    } else if (HALVES_FIT(gn)) {
+#ifdef POOL_JOIN
+        FN(half) low, high;
+        memcpy(&low, p, sizeof low);
+        memcpy(&high, p + gn - LANES / 2, sizeof high);
+        v = __builtin_shufflevector(low, high, POOL_JOIN);
+#endif
+    } else {
         for (int64_t i = 0; i < gn && i < LANES; i++)
             v[i] = p[i];
+    }
     return v;
 }
 
 static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(store)(T *p, FN(vec) v, int64_t gn)
 {
-    if (gn >= LANES)
+    if (gn >= LANES) {
         memcpy(p, &v, sizeof v);
-    else
+    } else if (HALVES_FIT(gn)) {
+#ifdef POOL_JOIN
+        const FN(half) low = __builtin_shufflevector(v, v, POOL_LOW), high = __builtin_shufflevector(v, v, POOL_HIGH);
+        memcpy(p, &low, sizeof low);
+        memcpy(p + gn - LANES / 2, &high, sizeof high);
+#endif
+    } else {
         for (int64_t i = 0; i < gn && i < LANES; i++)
             p[i] = v[i];
+    }
 }
 
 /* Per lane: m ? a : b (m lanes are all ones or all zeros). */
@@ -97,7 +121,7 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_backward_group)(const T
         for (int64_t kx = 0; kx < cols; kx++) {
             const T *cell = x_corner + ky * row_stride + kx * C;
             T *out = dx_corner + ky * row_stride + kx * C;
-            FN(vec) share[POOL_GROUP_VECS];
+            FN(vec) share[POOL_GROUP_VECS] = {{0}};
             for (int64_t j = 0; j < nv; j++) {
                 const FN(vec) v = FN(load)(cell + FN(offset)(j, gn), gn);
                 const FN(mask) hit = (v == best[j]) | (v != v);
@@ -192,19 +216,26 @@ static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, 
 
 /* Output row oy of one image, channels [c0, c0 + cn): y0..y1 are its window
  * rows clipped to the image.  Backward without overlap also zeroes the cells
- * of rows y0..y1 that no window covers. */
+ * of rows y0..y1 that no window covers.  `window` is 0, or the (square) window
+ * size as a constant for the copies that unroll whole windows. */
 static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
                                                    T *out_image, int64_t oy, int64_t y0, int64_t y1, int64_t c0,
-                                                   int64_t cn, int backward, int accumulate)
+                                                   int64_t cn, int64_t window, int backward, int accumulate)
 {
-    const int64_t C = d->c;
+    /* A local copy: stores through out_image cannot change it, so nothing is reloaded per window. */
+    const pycnn_pool2d_desc s = *d;
+    const int64_t C = s.c, rows = y1 - y0;
     int64_t covered_x = 0;   /* backward, no overlap: columns [0, covered_x) of the band are written */
-    for (int64_t ox = 0; ox < d->ow; ox++) {
-        const int64_t x0 = max64(ox * d->stride_w - d->pad_left, 0);
-        const int64_t x1 = min64(ox * d->stride_w - d->pad_left + d->kw, d->w);
-        const int64_t corner = (y0 * d->w + x0) * C + c0, cell_out = (oy * d->ow + ox) * C + c0;
+    for (int64_t ox = 0; ox < s.ow; ox++) {
+        const int64_t x0 = max64(ox * s.stride_w - s.pad_left, 0);
+        const int64_t x1 = min64(ox * s.stride_w - s.pad_left + s.kw, s.w);
+        const int64_t corner = (y0 * s.w + x0) * C + c0, cell_out = (oy * s.ow + ox) * C + c0;
+        const int whole = window != 0 && rows == window && x1 - x0 == window;
         if (!backward) {
-            FN(forward_window)(d, image + corner, out_image + cell_out, y1 - y0, x1 - x0, cn);
+            if (whole)
+                FN(forward_window)(&s, image + corner, out_image + cell_out, window, window, cn);
+            else
+                FN(forward_window)(&s, image + corner, out_image + cell_out, rows, x1 - x0, cn);
             continue;
         }
         if (!accumulate) {
@@ -212,11 +243,15 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(pool_row)(const pycnn_pool2
                 FN(zero_cells)(d, out_image, y0, y1, covered_x, x0, c0, cn);
             covered_x = x1;
         }
-        FN(backward_window)(d, image + corner, dy_image + cell_out, out_image + corner, y1 - y0, x1 - x0, cn,
-                            accumulate);
+        if (whole)
+            FN(backward_window)(&s, image + corner, dy_image + cell_out, out_image + corner, window, window, cn,
+                                accumulate);
+        else
+            FN(backward_window)(&s, image + corner, dy_image + cell_out, out_image + corner, rows, x1 - x0, cn,
+                                accumulate);
     }
-    if (backward && !accumulate && covered_x < d->w)
-        FN(zero_cells)(d, out_image, y0, y1, covered_x, d->w, c0, cn);
+    if (backward && !accumulate && covered_x < s.w)
+        FN(zero_cells)(d, out_image, y0, y1, covered_x, s.w, c0, cn);
 }
 
 /* Output rows [oy0, oy1) of one image, channels [c0, c0 + cn).  Forward
@@ -229,6 +264,9 @@ static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image
                           int64_t oy0, int64_t oy1, int64_t c0, int64_t cn, int backward, int *stop)
 {
     const int accumulate = windows_overlap(d);
+#if POOL_SPECIALIZE
+    const int64_t window = d->kh == d->kw && (d->kh == 2 || d->kh == 3) ? d->kh : 0;
+#endif
     int64_t ready_rows = band_first_row(d, oy0);   /* backward: dx rows before it are owned or written */
     for (int64_t oy = oy0; oy < oy1; oy++) {
         /* Poll per output row too: one large image can take seconds. */
@@ -244,19 +282,27 @@ static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image
                 FN(zero_cells)(d, out_image, ready_rows, zero_to, 0, d->w, c0, cn);
             ready_rows = max64(ready_rows, y1);
         }
-        /* Narrow channel counts get copies with cn a constant, so the channel
-         * loops become a few vector operations with no per-window loop overhead. */
-#define POOL_ROW(channels) FN(pool_row)(d, image, dy_image, out_image, oy, y0, y1, c0, channels, backward, accumulate)
+        /* Narrow channel counts (grayscale, RGB, LeNet's 6 and 16), with 2x2
+         * and 3x3 windows, get copies with them as constants: the loops over
+         * channels and cells unroll into a few vector operations with no
+         * per-window loop overhead (which wide layers amortize). */
+#define POOL_ROW_K(channels, k) \
+    FN(pool_row)(d, image, dy_image, out_image, oy, y0, y1, c0, channels, k, backward, accumulate)
+#define POOL_ROW(channels) \
+    (window == 2 ? POOL_ROW_K(channels, 2) : window == 3 ? POOL_ROW_K(channels, 3) : POOL_ROW_K(channels, 0))
+#if POOL_SPECIALIZE
         switch (cn) {
         case 1: POOL_ROW(1); break;
-        case 2: POOL_ROW(2); break;
         case 3: POOL_ROW(3); break;
-        case 4: POOL_ROW(4); break;
         case 6: POOL_ROW(6); break;
-        case 8: POOL_ROW(8); break;
         case 16: POOL_ROW(16); break;
-        default: POOL_ROW(cn); break;
+        default: POOL_ROW_K(cn, 0); break;
         }
+#else
+        POOL_ROW_K(cn, 0);
+#endif
+#undef POOL_ROW
+#undef POOL_ROW_K
 #undef POOL_ROW
     }
     const int64_t end_row = band_first_row(d, oy1);
@@ -296,3 +342,4 @@ static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T
 
 #undef LANES
 #undef GROUP
+#undef HALVES_FIT
