@@ -11,8 +11,9 @@
  * Bitwise & and | (not && and ||) keep it branch-free, so it vectorizes. */
 #define MAX_TAKES(held, v) (((held) == (held)) & (((v) > (held)) | ((v) != (v))))
 
-/* The window and row code is copied per constant channel count (pool_image). */
+/* The window and row code is copied per constant channel count and window (pool_rows). */
 #define POOL_ALWAYS_INLINE __attribute__((always_inline))
+#define POOL_INLINE static inline POOL_ALWAYS_INLINE POOL_TARGET
 
 /* Windows overlap: backward adds several gradients into one dx cell. */
 static int windows_overlap(const pycnn_pool2d_desc *d)

@@ -19,7 +19,7 @@ typedef TI FN(mask) __attribute__((vector_size(POOL_VEC_BYTES)));
  * group narrower than one vector but at least half as wide (6 channels in 8
  * lanes) is two overlapping half vectors; a narrower one is loaded lane by
  * lane, the others left 0. */
-static inline POOL_ALWAYS_INLINE int64_t FN(offset)(int64_t j, int64_t gn)
+POOL_INLINE int64_t FN(offset)(int64_t j, int64_t gn)
 {
     return gn < LANES ? 0 : min64(j * LANES, gn - LANES);
 }
@@ -31,7 +31,7 @@ typedef T FN(half) __attribute__((vector_size(POOL_VEC_BYTES / 2)));
 #define HALVES_FIT(gn) 0
 #endif
 
-static inline POOL_ALWAYS_INLINE POOL_TARGET FN(vec) FN(load)(const T *p, int64_t gn)
+POOL_INLINE FN(vec) FN(load)(const T *p, int64_t gn)
 {
     FN(vec) v = {0};
     if (gn >= LANES) {
@@ -50,13 +50,14 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET FN(vec) FN(load)(const T *p, int64_
     return v;
 }
 
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(store)(T *p, FN(vec) v, int64_t gn)
+POOL_INLINE void FN(store)(T *p, FN(vec) v, int64_t gn)
 {
     if (gn >= LANES) {
         memcpy(p, &v, sizeof v);
     } else if (HALVES_FIT(gn)) {
 #ifdef POOL_JOIN
-        const FN(half) low = __builtin_shufflevector(v, v, POOL_LOW), high = __builtin_shufflevector(v, v, POOL_HIGH);
+        const FN(half) low = __builtin_shufflevector(v, v, POOL_LOW);
+        const FN(half) high = __builtin_shufflevector(v, v, POOL_HIGH);
         memcpy(p, &low, sizeof low);
         memcpy(p + gn - LANES / 2, &high, sizeof high);
 #endif
@@ -67,16 +68,15 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(store)(T *p, FN(vec) v, int
 }
 
 /* Per lane: m ? a : b (m lanes are all ones or all zeros). */
-static inline POOL_ALWAYS_INLINE POOL_TARGET FN(vec) FN(select)(FN(mask) m, FN(vec) a, FN(vec) b)
+POOL_INLINE FN(vec) FN(select)(FN(mask) m, FN(vec) a, FN(vec) b)
 {
     return (FN(vec))(((FN(mask))a & m) | ((FN(mask))b & ~m));
 }
 
 /* best = the window's value per lane under MAX_TAKES, for the group of gn
  * channels at corner (nv vectors). */
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_group)(const T *corner, int64_t row_stride, int64_t C,
-                                                                int64_t rows, int64_t cols, int64_t gn,
-                                                                FN(vec) best[POOL_GROUP_VECS])
+POOL_INLINE void FN(max_group)(const T *corner, int64_t row_stride, int64_t C, int64_t rows, int64_t cols,
+                               int64_t gn, FN(vec) best[POOL_GROUP_VECS])
 {
     const int64_t nv = (gn + LANES - 1) / LANES;
     for (int64_t j = 0; j < nv; j++)
@@ -93,9 +93,8 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_group)(const T *corner,
         }
 }
 
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_forward_group)(const T *corner, T *out, int64_t row_stride,
-                                                                        int64_t C, int64_t rows, int64_t cols,
-                                                                        int64_t gn)
+POOL_INLINE void FN(max_forward_group)(const T *corner, T *out, int64_t row_stride, int64_t C, int64_t rows,
+                                       int64_t cols, int64_t gn)
 {
     FN(vec) best[POOL_GROUP_VECS];
     FN(max_group)(corner, row_stride, C, rows, cols, gn, best);
@@ -107,9 +106,8 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_forward_group)(const T 
  * MAX_TAKES (the first NaN if there is one, else the maximum); the second
  * walks the cells in the same order and hands g to the first cell equal to it
  * (the first NaN when it is NaN; no cell is NaN when it is not). */
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_backward_group)(const T *x_corner, const T *dy, T *dx_corner,
-                                                                         int64_t row_stride, int64_t C, int64_t rows,
-                                                                         int64_t cols, int64_t gn, int accumulate)
+POOL_INLINE void FN(max_backward_group)(const T *x_corner, const T *dy, T *dx_corner, int64_t row_stride,
+                                        int64_t C, int64_t rows, int64_t cols, int64_t gn, int accumulate)
 {
     const FN(vec) zero = {0};
     const int64_t nv = (gn + LANES - 1) / LANES;
@@ -141,9 +139,8 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(max_backward_group)(const T
  * the window clipped to the image.  Loops run over the window's cells in
  * row-major order with the channel loop innermost, over the contiguous
  * channels. */
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(forward_window)(const pycnn_pool2d_desc *d, const T *restrict corner,
-                                                         T *restrict out, int64_t rows,
-                                      int64_t cols, int64_t cn)
+POOL_INLINE void FN(forward_window)(const pycnn_pool2d_desc *d, const T *restrict corner, T *restrict out,
+                                    int64_t rows, int64_t cols, int64_t cn)
 {
     const int64_t C = d->c, row_stride = d->w * d->c;
     if (d->mode == PYCNN_POOL_AVG) {
@@ -173,8 +170,9 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(forward_window)(const pycnn
  * otherwise dx is stored, as 0 + g so that a -0 gradient lands as +0 exactly
  * as when added to a zeroed dx.
  * Max works a group of channels at a time, full groups with a constant width. */
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restrict x_corner,
-                                                          const T *restrict dy, T *restrict dx_corner, int64_t rows, int64_t cols, int64_t cn, int accumulate)
+POOL_INLINE void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restrict x_corner,
+                                     const T *restrict dy, T *restrict dx_corner, int64_t rows, int64_t cols,
+                                     int64_t cn, int accumulate)
 {
     const int64_t C = d->c, row_stride = d->w * d->c;
     if (d->mode == PYCNN_POOL_AVG) {
@@ -193,15 +191,16 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(backward_window)(const pycn
     }
     int64_t g0 = 0;
     for (; g0 + GROUP <= cn; g0 += GROUP)
-        FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, GROUP, accumulate);
+        FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, GROUP,
+                               accumulate);
     if (g0 < cn)
         FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, cn - g0,
                                accumulate);
 }
 
 /* Zeroes dx cells [ix0, ix1) of rows [iy0, iy1), channels [c0, c0 + cn). */
-static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, int64_t iy0, int64_t iy1, int64_t ix0,
-                           int64_t ix1, int64_t c0, int64_t cn)
+static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, int64_t iy0, int64_t iy1,
+                                       int64_t ix0, int64_t ix1, int64_t c0, int64_t cn)
 {
     const int64_t C = d->c;
     for (int64_t iy = iy0; iy < iy1; iy++) {
@@ -218,9 +217,9 @@ static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, 
  * rows clipped to the image.  Backward without overlap also zeroes the cells
  * of rows y0..y1 that no window covers.  `window` is 0, or the (square) window
  * size as a constant for the copies that unroll whole windows. */
-static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
-                                                   T *out_image, int64_t oy, int64_t y0, int64_t y1, int64_t c0,
-                                                   int64_t cn, int64_t window, int backward, int accumulate)
+POOL_INLINE void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image, T *out_image,
+                              int64_t oy, int64_t y0, int64_t y1, int64_t c0, int64_t cn, int64_t window,
+                              int backward, int accumulate)
 {
     /* A local copy: stores through out_image cannot change it, so nothing is reloaded per window. */
     const pycnn_pool2d_desc s = *d;
@@ -260,8 +259,9 @@ static inline POOL_ALWAYS_INLINE POOL_TARGET void FN(pool_row)(const pycnn_pool2
  * window as zeros; overlapping windows (always all rows, oy0 = 0, oy1 = oh)
  * add into dx rows zeroed just before their first window, in (oy, ox) order,
  * so the sums do not depend on how the work is split. */
-static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image, T *out_image,
-                          int64_t oy0, int64_t oy1, int64_t c0, int64_t cn, int backward, int *stop)
+static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
+                                      T *out_image, int64_t oy0, int64_t oy1, int64_t c0, int64_t cn,
+                                      int backward, int *stop)
 {
     const int accumulate = windows_overlap(d);
 #if POOL_SPECIALIZE
@@ -314,7 +314,8 @@ static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image
  * (image, band of output rows, channel chunk); every output and every dx
  * element is computed the same way whatever the split (see pool_split), so
  * results do not depend on the thread count. */
-static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out, int backward)
+static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out,
+                                             int backward)
 {
     const int64_t in_size = d->h * d->w * d->c, out_size = d->oh * d->ow * d->c;
     const pool_split split = split_images(d, backward);
