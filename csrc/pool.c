@@ -3,17 +3,126 @@
 
 #include "internal.h"
 
+/* Vectors of channels whose max-pool windows are processed together (registers). */
+#define POOL_GROUP_VECS 4
+
+/* Max-pool rule, per channel: a NaN already held stays; otherwise a NaN or a
+ * strictly larger value replaces the held one (so the first maximum wins).
+ * Bitwise & and | (not && and ||) keep it branch-free, so it vectorizes. */
+#define MAX_TAKES(held, v) (((held) == (held)) & (((v) > (held)) | ((v) != (v))))
+
+/* The window and row code is copied per constant channel count and window (pool_rows). */
+#define POOL_ALWAYS_INLINE __attribute__((always_inline))
+#define POOL_INLINE static inline POOL_ALWAYS_INLINE POOL_TARGET
+
+/* Windows overlap: backward adds several gradients into one dx cell. */
+static int windows_overlap(const pycnn_pool2d_desc *d)
+{
+    return d->stride_h < d->kh || d->stride_w < d->kw;
+}
+
+/* Backward without overlap: the first dx row owned by the band of output rows
+ * starting at oy (its first window row, or the image edge), so that the gap
+ * rows no window covers belong to exactly one band. */
+static int64_t band_first_row(const pycnn_pool2d_desc *d, int64_t oy)
+{
+    if (oy == 0)
+        return 0;
+    if (oy >= d->oh)
+        return d->h;
+    return min64(max64(oy * d->stride_h - d->pad_top, 0), d->h);
+}
+
+/* How each image's work is split: `bands` runs of output rows times `chunks`
+ * channel ranges.  Both stay 1 when there are at least as many images as
+ * threads; a single large image is split by rows (forward, and backward
+ * without overlap: the bands' outputs are disjoint) or, when overlapping
+ * windows add into shared dx rows, by channels (at least 16 per chunk, a
+ * cache line of floats).  Neither split changes any arithmetic. */
+typedef struct {
+    int64_t bands, chunks;
+} pool_split;
+
+static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
+{
+    pool_split split = {1, 1};
+    const int64_t threads = pycnn_get_num_threads(), n = max64(d->n, 1);
+    if (n >= threads)
+        return split;
+    const int64_t wanted = (threads + n - 1) / n;
+    if (backward && windows_overlap(d))
+        split.chunks = max64(1, min64(wanted, d->c / 16));
+    else
+        split.bands = max64(1, min64(wanted, d->oh));
+    return split;
+}
+
+/* Joining two half vectors (narrow channel groups) needs __builtin_shufflevector. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define POOL_HAVE_SHUFFLEVECTOR 1
+#endif
+
+/* Portable code: 16-byte vectors (SSE2, the x86-64 baseline).  Only float32,
+ * the fast path, gets the copies for constant channel counts and windows
+ * (they cost most of this file's compile time). */
+#define POOL_TARGET
+#define POOL_VEC_BYTES 16
+#define POOL_SPECIALIZE 1
 #define T float
+#define TI int32_t
 #define FN(name) name##_f32
+#ifdef POOL_HAVE_SHUFFLEVECTOR
+#define POOL_JOIN 0, 1, 2, 3   /* lane lists for joining and splitting half vectors */
+#define POOL_LOW 0, 1
+#define POOL_HIGH 2, 3
+#endif
 #include "pool_impl.h"
 #undef T
+#undef TI
 #undef FN
+#undef POOL_JOIN
+#undef POOL_LOW
+#undef POOL_HIGH
 
+#undef POOL_SPECIALIZE
+#define POOL_SPECIALIZE 0
 #define T double
+#define TI int64_t
 #define FN(name) name##_f64
 #include "pool_impl.h"
 #undef T
+#undef TI
 #undef FN
+#undef POOL_TARGET
+#undef POOL_VEC_BYTES
+#undef POOL_SPECIALIZE
+
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+/* float32 again for AVX2, used whenever the GEMM's ISA (pycnn_isa, so also
+ * PYCNN_ISA) is avx2 or avx512: the same C with 8-lane vectors, so the same
+ * results.  (AVX-512 code from this C measured slower than AVX2 here.) */
+#define POOL_TARGET __attribute__((target("avx2")))
+#define POOL_VEC_BYTES 32
+#define POOL_SPECIALIZE 1
+#define T float
+#define TI int32_t
+#define FN(name) name##_f32_avx2
+#ifdef POOL_HAVE_SHUFFLEVECTOR
+#define POOL_JOIN 0, 1, 2, 3, 4, 5, 6, 7
+#define POOL_LOW 0, 1, 2, 3
+#define POOL_HIGH 4, 5, 6, 7
+#endif
+#include "pool_impl.h"
+#undef T
+#undef TI
+#undef FN
+#undef POOL_JOIN
+#undef POOL_LOW
+#undef POOL_HIGH
+#undef POOL_TARGET
+#undef POOL_VEC_BYTES
+#undef POOL_SPECIALIZE
+#endif
 
 pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d)
 {
@@ -62,8 +171,13 @@ static pycnn_status run(const pycnn_pool2d_desc *d, const void *x, const void *d
         return PYCNN_OK;
     if (x == NULL || out == NULL || (backward && dy == NULL))
         return PYCNN_ERR_NULL_POINTER;
-    if (d->dtype == PYCNN_FLOAT32)
+    if (d->dtype == PYCNN_FLOAT32) {
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+        if (strcmp(pycnn_isa(), "ref") != 0)
+            return pool_run_f32_avx2(d, x, dy, out, backward);
+#endif
         return pool_run_f32(d, x, dy, out, backward);
+    }
     return pool_run_f64(d, x, dy, out, backward);
 }
 

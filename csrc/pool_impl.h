@@ -1,20 +1,274 @@
-/* Pooling passes, written once for float and double (included by pool.c). */
+/* Pooling passes, written once for float and double (included by pool.c,
+ * which defines T, TI (a signed integer as wide as T), POOL_VEC_BYTES,
+ * POOL_TARGET, POOL_SPECIALIZE (1 for the constant-shape copies in
+ * pool_rows) and FN). */
 
-/* Channels handled together by the max-pool backward pass (stack arrays). */
-#define POOL_CHANNEL_BLOCK 64
+/* Max pooling works on explicit vectors of LANES channels (GCC/Clang vector
+ * extensions): the per-window state stays in registers, where compiler
+ * vectorization of channel loops kept it in stack arrays (a store-to-load
+ * chain per cell, which dominated narrow layers such as LeNet's 6 channels). */
+typedef T FN(vec) __attribute__((vector_size(POOL_VEC_BYTES)));
+typedef TI FN(mask) __attribute__((vector_size(POOL_VEC_BYTES)));
+#define LANES ((int64_t)(POOL_VEC_BYTES / sizeof(T)))
+/* Channels per group of vectors a window is processed in. */
+#define GROUP (POOL_GROUP_VECS * LANES)
 
-/* Max-pool rule, per channel: a NaN already held stays; otherwise a NaN or a
- * strictly larger value replaces the held one (so the first maximum wins).
- * Bitwise & and | (not && and ||) keep it branch-free, so it vectorizes. */
-#define MAX_TAKES(held, v) (((held) == (held)) & (((v) > (held)) | ((v) != (v))))
+/* A group of gn channels is covered by vectors at offsets min(j * LANES,
+ * gn - LANES): whole vectors, the last one overlapping its neighbour when
+ * LANES does not divide gn (overlapping lanes compute the same values).  A
+ * group narrower than one vector but at least half as wide (6 channels in 8
+ * lanes) is two overlapping half vectors; a narrower one is loaded lane by
+ * lane, the others left 0. */
+POOL_INLINE int64_t FN(offset)(int64_t j, int64_t gn)
+{
+    return gn < LANES ? 0 : min64(j * LANES, gn - LANES);
+}
 
-/* One image.  Loops run over the window's cells in row-major order with the
- * channel loop innermost, so they vectorize over the contiguous channels. */
-static void FN(pool_image)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
-                           T *out_image, int backward, int *stop)
+#ifdef POOL_JOIN
+typedef T FN(half) __attribute__((vector_size(POOL_VEC_BYTES / 2)));
+#define HALVES_FIT(gn) ((gn) >= LANES / 2)
+#else
+#define HALVES_FIT(gn) 0
+#endif
+
+POOL_INLINE FN(vec) FN(load)(const T *p, int64_t gn)
+{
+    FN(vec) v = {0};
+    if (gn >= LANES) {
+        memcpy(&v, p, sizeof v);
+    } else if (HALVES_FIT(gn)) {
+#ifdef POOL_JOIN
+        FN(half) low, high;
+        memcpy(&low, p, sizeof low);
+        memcpy(&high, p + gn - LANES / 2, sizeof high);
+        v = __builtin_shufflevector(low, high, POOL_JOIN);
+#endif
+    } else {
+        for (int64_t i = 0; i < gn && i < LANES; i++)
+            v[i] = p[i];
+    }
+    return v;
+}
+
+POOL_INLINE void FN(store)(T *p, FN(vec) v, int64_t gn)
+{
+    if (gn >= LANES) {
+        memcpy(p, &v, sizeof v);
+    } else if (HALVES_FIT(gn)) {
+#ifdef POOL_JOIN
+        const FN(half) low = __builtin_shufflevector(v, v, POOL_LOW);
+        const FN(half) high = __builtin_shufflevector(v, v, POOL_HIGH);
+        memcpy(p, &low, sizeof low);
+        memcpy(p + gn - LANES / 2, &high, sizeof high);
+#endif
+    } else {
+        for (int64_t i = 0; i < gn && i < LANES; i++)
+            p[i] = v[i];
+    }
+}
+
+/* Per lane: m ? a : b (m lanes are all ones or all zeros). */
+POOL_INLINE FN(vec) FN(select)(FN(mask) m, FN(vec) a, FN(vec) b)
+{
+    return (FN(vec))(((FN(mask))a & m) | ((FN(mask))b & ~m));
+}
+
+/* best = the window's value per lane under MAX_TAKES, for the group of gn
+ * channels at corner (nv vectors). */
+POOL_INLINE void FN(max_group)(const T *corner, int64_t row_stride, int64_t C, int64_t rows, int64_t cols,
+                               int64_t gn, FN(vec) best[POOL_GROUP_VECS])
+{
+    const int64_t nv = (gn + LANES - 1) / LANES;
+    for (int64_t j = 0; j < nv; j++)
+        best[j] = FN(load)(corner + FN(offset)(j, gn), gn);
+    for (int64_t ky = 0; ky < rows; ky++)
+        for (int64_t kx = 0; kx < cols; kx++) {
+            if (ky == 0 && kx == 0)
+                continue;
+            const T *cell = corner + ky * row_stride + kx * C;
+            for (int64_t j = 0; j < nv; j++) {
+                const FN(vec) v = FN(load)(cell + FN(offset)(j, gn), gn);
+                best[j] = FN(select)(MAX_TAKES(best[j], v), v, best[j]);
+            }
+        }
+}
+
+POOL_INLINE void FN(max_forward_group)(const T *corner, T *out, int64_t row_stride, int64_t C, int64_t rows,
+                                       int64_t cols, int64_t gn)
+{
+    FN(vec) best[POOL_GROUP_VECS];
+    FN(max_group)(corner, row_stride, C, rows, cols, gn, best);
+    for (int64_t j = 0; j * LANES < gn; j++)
+        FN(store)(out + FN(offset)(j, gn), best[j], gn);
+}
+
+/* Max backward of one group: the first pass finds the window's value under
+ * MAX_TAKES (the first NaN if there is one, else the maximum); the second
+ * walks the cells in the same order and hands g to the first cell equal to it
+ * (the first NaN when it is NaN; no cell is NaN when it is not). */
+POOL_INLINE void FN(max_backward_group)(const T *x_corner, const T *dy, T *dx_corner, int64_t row_stride,
+                                        int64_t C, int64_t rows, int64_t cols, int64_t gn, int accumulate)
+{
+    const FN(vec) zero = {0};
+    const int64_t nv = (gn + LANES - 1) / LANES;
+    FN(vec) best[POOL_GROUP_VECS], left[POOL_GROUP_VECS];   /* left: gradient not yet handed out */
+    FN(max_group)(x_corner, row_stride, C, rows, cols, gn, best);
+    for (int64_t j = 0; j < nv; j++)
+        left[j] = zero + FN(load)(dy + FN(offset)(j, gn), gn);
+    for (int64_t ky = 0; ky < rows; ky++)
+        for (int64_t kx = 0; kx < cols; kx++) {
+            const T *cell = x_corner + ky * row_stride + kx * C;
+            T *out = dx_corner + ky * row_stride + kx * C;
+            FN(vec) share[POOL_GROUP_VECS] = {{0}};
+            for (int64_t j = 0; j < nv; j++) {
+                const FN(vec) v = FN(load)(cell + FN(offset)(j, gn), gn);
+                const FN(mask) hit = (v == best[j]) | (v != v);
+                share[j] = FN(select)(hit, left[j], zero);
+                left[j] = FN(select)(hit, zero, left[j]);
+            }
+            /* All loads before all stores: overlapping vectors must not add twice. */
+            if (accumulate)
+                for (int64_t j = 0; j < nv; j++)
+                    share[j] += FN(load)(out + FN(offset)(j, gn), gn);
+            for (int64_t j = 0; j < nv; j++)
+                FN(store)(out + FN(offset)(j, gn), share[j], gn);
+        }
+}
+
+/* One window's channel range [c0, c0 + cn) of one image: y0..y1 and x0..x1 are
+ * the window clipped to the image.  Loops run over the window's cells in
+ * row-major order with the channel loop innermost, over the contiguous
+ * channels. */
+POOL_INLINE void FN(forward_window)(const pycnn_pool2d_desc *d, const T *restrict corner, T *restrict out,
+                                    int64_t rows, int64_t cols, int64_t cn)
+{
+    const int64_t C = d->c, row_stride = d->w * d->c;
+    if (d->mode == PYCNN_POOL_AVG) {
+        const T inv_cells = (T)1 / (T)(rows * cols);
+        for (int64_t c = 0; c < cn; c++)
+            out[c] = 0;
+        for (int64_t ky = 0; ky < rows; ky++)
+            for (int64_t kx = 0; kx < cols; kx++) {
+                const T *cell = corner + ky * row_stride + kx * C;
+                for (int64_t c = 0; c < cn; c++)
+                    out[c] += cell[c];
+            }
+        for (int64_t c = 0; c < cn; c++)
+            out[c] *= inv_cells;
+        return;
+    }
+    int64_t g0 = 0;
+    for (; g0 + GROUP <= cn; g0 += GROUP)
+        FN(max_forward_group)(corner + g0, out + g0, row_stride, C, rows, cols, GROUP);
+    if (g0 < cn)
+        FN(max_forward_group)(corner + g0, out + g0, row_stride, C, rows, cols, cn - g0);
+}
+
+/* The gradient of one window, channels [0, cn) at dy: max sends it to the
+ * window's first maximal cell, average spreads it evenly.  Every cell of the
+ * window is written: `accumulate` adds into dx (overlapping windows),
+ * otherwise dx is stored, as 0 + g so that a -0 gradient lands as +0 exactly
+ * as when added to a zeroed dx.
+ * Max works a group of channels at a time, full groups with a constant width. */
+POOL_INLINE void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restrict x_corner,
+                                     const T *restrict dy, T *restrict dx_corner, int64_t rows, int64_t cols,
+                                     int64_t cn, int accumulate)
+{
+    const int64_t C = d->c, row_stride = d->w * d->c;
+    if (d->mode == PYCNN_POOL_AVG) {
+        const T inv_cells = (T)1 / (T)(rows * cols);
+        for (int64_t ky = 0; ky < rows; ky++)
+            for (int64_t kx = 0; kx < cols; kx++) {
+                T *out = dx_corner + ky * row_stride + kx * C;
+                if (accumulate)
+                    for (int64_t c = 0; c < cn; c++)
+                        out[c] += dy[c] * inv_cells;
+                else
+                    for (int64_t c = 0; c < cn; c++)
+                        out[c] = (T)0 + dy[c] * inv_cells;
+            }
+        return;
+    }
+    int64_t g0 = 0;
+    for (; g0 + GROUP <= cn; g0 += GROUP)
+        FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, GROUP,
+                               accumulate);
+    if (g0 < cn)
+        FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, cn - g0,
+                               accumulate);
+}
+
+/* Zeroes dx cells [ix0, ix1) of rows [iy0, iy1), channels [c0, c0 + cn). */
+static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, int64_t iy0, int64_t iy1,
+                                       int64_t ix0, int64_t ix1, int64_t c0, int64_t cn)
 {
     const int64_t C = d->c;
-    for (int64_t oy = 0; oy < d->oh; oy++) {
+    for (int64_t iy = iy0; iy < iy1; iy++) {
+        T *row = dx_image + iy * d->w * C;
+        if (cn == C)
+            memset(row + ix0 * C, 0, (size_t)((ix1 - ix0) * C) * sizeof(T));
+        else
+            for (int64_t ix = ix0; ix < ix1; ix++)
+                memset(row + ix * C + c0, 0, (size_t)cn * sizeof(T));
+    }
+}
+
+/* Output row oy of one image, channels [c0, c0 + cn): y0..y1 are its window
+ * rows clipped to the image.  Backward without overlap also zeroes the cells
+ * of rows y0..y1 that no window covers.  `window` is 0, or the (square) window
+ * size as a constant for the copies that unroll whole windows. */
+POOL_INLINE void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image, T *out_image,
+                              int64_t oy, int64_t y0, int64_t y1, int64_t c0, int64_t cn, int64_t window,
+                              int backward, int accumulate)
+{
+    /* A local copy: stores through out_image cannot change it, so nothing is reloaded per window. */
+    const pycnn_pool2d_desc s = *d;
+    const int64_t C = s.c, rows = y1 - y0;
+    int64_t covered_x = 0;   /* backward, no overlap: columns [0, covered_x) of the band are written */
+    for (int64_t ox = 0; ox < s.ow; ox++) {
+        const int64_t x0 = max64(ox * s.stride_w - s.pad_left, 0);
+        const int64_t x1 = min64(ox * s.stride_w - s.pad_left + s.kw, s.w);
+        const int64_t corner = (y0 * s.w + x0) * C + c0, cell_out = (oy * s.ow + ox) * C + c0;
+        const int whole = window != 0 && rows == window && x1 - x0 == window;
+        if (!backward) {
+            if (whole)
+                FN(forward_window)(&s, image + corner, out_image + cell_out, window, window, cn);
+            else
+                FN(forward_window)(&s, image + corner, out_image + cell_out, rows, x1 - x0, cn);
+            continue;
+        }
+        if (!accumulate) {
+            if (covered_x < x0)
+                FN(zero_cells)(d, out_image, y0, y1, covered_x, x0, c0, cn);
+            covered_x = x1;
+        }
+        if (whole)
+            FN(backward_window)(&s, image + corner, dy_image + cell_out, out_image + corner, window, window, cn,
+                                accumulate);
+        else
+            FN(backward_window)(&s, image + corner, dy_image + cell_out, out_image + corner, rows, x1 - x0, cn,
+                                accumulate);
+    }
+    if (backward && !accumulate && covered_x < s.w)
+        FN(zero_cells)(d, out_image, y0, y1, covered_x, s.w, c0, cn);
+}
+
+/* Output rows [oy0, oy1) of one image, channels [c0, c0 + cn).  Forward
+ * writes out = y.  Backward writes out = dx: without overlap, every element of
+ * the dx rows these output rows own (see band_first_row) once, cells in no
+ * window as zeros; overlapping windows (always all rows, oy0 = 0, oy1 = oh)
+ * add into dx rows zeroed just before their first window, in (oy, ox) order,
+ * so the sums do not depend on how the work is split. */
+static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
+                                      T *out_image, int64_t oy0, int64_t oy1, int64_t c0, int64_t cn,
+                                      int backward, int *stop)
+{
+    const int accumulate = windows_overlap(d);
+#if POOL_SPECIALIZE
+    const int64_t window = d->kh == d->kw && (d->kh == 2 || d->kh == 3) ? d->kh : 0;
+#endif
+    int64_t ready_rows = band_first_row(d, oy0);   /* backward: dx rows before it are owned or written */
+    for (int64_t oy = oy0; oy < oy1; oy++) {
         /* Poll per output row too: one large image can take seconds. */
         if (THREAD_ID() == 0 && interrupt_requested())
             __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
@@ -22,91 +276,71 @@ static void FN(pool_image)(const pycnn_pool2d_desc *d, const T *image, const T *
             return;
         const int64_t y0 = max64(oy * d->stride_h - d->pad_top, 0);
         const int64_t y1 = min64(oy * d->stride_h - d->pad_top + d->kh, d->h);
-        for (int64_t ox = 0; ox < d->ow; ox++) {
-            const int64_t x0 = max64(ox * d->stride_w - d->pad_left, 0);
-            const int64_t x1 = min64(ox * d->stride_w - d->pad_left + d->kw, d->w);
-            T *out = out_image + (oy * d->ow + ox) * C;           /* forward: y row */
-            const T *dy = backward ? dy_image + (oy * d->ow + ox) * C : NULL;
-            const T inv_cells = (T)1 / (T)((y1 - y0) * (x1 - x0));
-            if (d->mode == PYCNN_POOL_AVG) {
-                if (!backward)
-                    for (int64_t c = 0; c < C; c++)
-                        out[c] = 0;
-                for (int64_t iy = y0; iy < y1; iy++)
-                    for (int64_t ix = x0; ix < x1; ix++) {
-                        const int64_t at = (iy * d->w + ix) * C;
-                        if (backward)
-                            for (int64_t c = 0; c < C; c++)
-                                out_image[at + c] += dy[c] * inv_cells;
-                        else
-                            for (int64_t c = 0; c < C; c++)
-                                out[c] += image[at + c];
-                    }
-                if (!backward)
-                    for (int64_t c = 0; c < C; c++)
-                        out[c] *= inv_cells;
-            } else if (!backward) {
-                const T *first = image + (y0 * d->w + x0) * C;
-                for (int64_t c = 0; c < C; c++)
-                    out[c] = first[c];
-                for (int64_t iy = y0; iy < y1; iy++)
-                    for (int64_t ix = x0; ix < x1; ix++) {
-                        const T *cell = image + (iy * d->w + ix) * C;
-                        for (int64_t c = 0; c < C; c++)
-                            out[c] = MAX_TAKES(out[c], cell[c]) ? cell[c] : out[c];
-                    }
-            } else {
-                /* Route each dy to its window's winning cell, a block of channels at a time.
-                 * The winner is tracked as a 32-bit cell number within the window so that
-                 * value and index lanes have the same width (the loop vectorizes). */
-                const int64_t window_w = x1 - x0;
-                for (int64_t c0 = 0; c0 < C; c0 += POOL_CHANNEL_BLOCK) {
-                    const int64_t cn = min64(POOL_CHANNEL_BLOCK, C - c0);
-                    T best[POOL_CHANNEL_BLOCK];
-                    int32_t cell_of[POOL_CHANNEL_BLOCK];
-                    const T *first = image + (y0 * d->w + x0) * C + c0;
-                    for (int64_t c = 0; c < cn; c++) {
-                        best[c] = first[c];
-                        cell_of[c] = 0;
-                    }
-                    int32_t cell = 0;
-                    for (int64_t iy = y0; iy < y1; iy++)
-                        for (int64_t ix = x0; ix < x1; ix++, cell++) {
-                            const T *v = image + (iy * d->w + ix) * C + c0;
-                            for (int64_t c = 0; c < cn; c++) {
-                                const int take = MAX_TAKES(best[c], v[c]);
-                                best[c] = take ? v[c] : best[c];
-                                cell_of[c] = take ? cell : cell_of[c];
-                            }
-                        }
-                    for (int64_t c = 0; c < cn; c++) {
-                        const int64_t iy = y0 + cell_of[c] / window_w, ix = x0 + cell_of[c] % window_w;
-                        out_image[(iy * d->w + ix) * C + c0 + c] += dy[c0 + c];
-                    }
-                }
-            }
+        if (backward) {
+            const int64_t zero_to = accumulate ? y1 : y0;
+            if (ready_rows < zero_to)
+                FN(zero_cells)(d, out_image, ready_rows, zero_to, 0, d->w, c0, cn);
+            ready_rows = max64(ready_rows, y1);
         }
+        /* Narrow channel counts (grayscale, RGB, LeNet's 6 and 16), with 2x2
+         * and 3x3 windows, get copies with them as constants: the loops over
+         * channels and cells unroll into a few vector operations with no
+         * per-window loop overhead (which wide layers amortize). */
+#define POOL_ROW_K(channels, k) \
+    FN(pool_row)(d, image, dy_image, out_image, oy, y0, y1, c0, channels, k, backward, accumulate)
+#define POOL_ROW(channels) \
+    (window == 2 ? POOL_ROW_K(channels, 2) : window == 3 ? POOL_ROW_K(channels, 3) : POOL_ROW_K(channels, 0))
+#if POOL_SPECIALIZE
+        switch (cn) {
+        case 1: POOL_ROW(1); break;
+        case 3: POOL_ROW(3); break;
+        case 6: POOL_ROW(6); break;
+        case 16: POOL_ROW(16); break;
+        default: POOL_ROW_K(cn, 0); break;
+        }
+#else
+        POOL_ROW_K(cn, 0);
+#endif
+#undef POOL_ROW
+#undef POOL_ROW_K
+#undef POOL_ROW
     }
+    const int64_t end_row = band_first_row(d, oy1);
+    if (backward && ready_rows < end_row)
+        FN(zero_cells)(d, out_image, ready_rows, end_row, 0, d->w, c0, cn);
 }
 
-/* Forward (backward = 0): out = y.  Backward: out = dx, zeroed here. */
-static pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out,
-                                 int backward)
+/* Forward (backward = 0): out = y.  Backward: out = dx.  Work items are
+ * (image, band of output rows, channel chunk); every output and every dx
+ * element is computed the same way whatever the split (see pool_split), so
+ * results do not depend on the thread count. */
+static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out,
+                                             int backward)
 {
     const int64_t in_size = d->h * d->w * d->c, out_size = d->oh * d->ow * d->c;
+    const pool_split split = split_images(d, backward);
+    const int64_t chunk_c = (d->c + split.chunks - 1) / split.chunks;
+    const int64_t per_image = split.bands * split.chunks, items = d->n * per_image;
     int stop = 0;
-    #pragma omp parallel for schedule(static) num_threads(worker_threads(d->n, d->n * in_size))
-    for (int64_t n = 0; n < d->n; n++) {
+    #pragma omp parallel for schedule(static) num_threads(worker_threads(items, d->n * in_size))
+    for (int64_t item = 0; item < items; item++) {
         if (THREAD_ID() == 0 && interrupt_requested())
             __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
         if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
             continue;
-        if (backward) {
-            memset(out + n * in_size, 0, (size_t)in_size * sizeof(T));
-            FN(pool_image)(d, x + n * in_size, dy + n * out_size, out + n * in_size, 1, &stop);
-        } else {
-            FN(pool_image)(d, x + n * in_size, NULL, out + n * out_size, 0, &stop);
-        }
+        const int64_t n = item / per_image, band = item % per_image / split.chunks;
+        const int64_t c0 = item % split.chunks * chunk_c, cn = min64(chunk_c, d->c - c0);
+        const int64_t oy0 = band * d->oh / split.bands, oy1 = (band + 1) * d->oh / split.bands;
+        if (cn <= 0 || oy0 >= oy1)
+            continue;
+        if (backward)
+            FN(pool_rows)(d, x + n * in_size, dy + n * out_size, out + n * in_size, oy0, oy1, c0, cn, 1, &stop);
+        else
+            FN(pool_rows)(d, x + n * in_size, NULL, out + n * out_size, oy0, oy1, c0, cn, 0, &stop);
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
+
+#undef LANES
+#undef GROUP
+#undef HALVES_FIT
