@@ -4,9 +4,12 @@
 #include "internal.h"
 #include "activation.h"
 
-/* Elements per work item: 64 KiB of float32, large enough that a block's
- * scheduling and interrupt poll cost nothing next to its memory traffic. */
-#define ACTIVATION_BLOCK ((int64_t)1 << 14)
+/* Work split.  Element-wise results do not depend on it, so it may follow the
+ * thread count: each thread gets equal blocks of at most ACTIVATION_MAX_BLOCK
+ * elements (the interrupt poll runs between blocks), multiples of 16 elements
+ * so that every block starts at the same cache-line offset. */
+#define ACTIVATION_MIN_BLOCK ((int64_t)1 << 14)
+#define ACTIVATION_MAX_BLOCK ((int64_t)1 << 18)
 
 #define T float
 #define FN(name) pycnn_activation_##name##_ref_f32
@@ -59,16 +62,22 @@ static pycnn_status run(const pycnn_activation_desc *d, const void *x, const voi
     if (x == NULL || out == NULL || (backward && dy == NULL))
         return PYCNN_ERR_NULL_POINTER;
     const activation_block_fn block = block_fn(d->dtype);
-    const int64_t size = (int64_t)dtype_size(d->dtype), blocks = ceil_div64(d->count, ACTIVATION_BLOCK);
+    const int threads = worker_threads(ceil_div64(d->count, ACTIVATION_MIN_BLOCK), d->count);
+    const int64_t per_thread = ceil_div64(d->count, threads);
+    const int64_t blocks = threads * ceil_div64(per_thread, ACTIVATION_MAX_BLOCK);
+    const int64_t block_size = ceil_div64(ceil_div64(d->count, blocks), 16) * 16;
+    const int64_t size = (int64_t)dtype_size(d->dtype);
     int stop = 0;
-    #pragma omp parallel for schedule(static) num_threads(worker_threads(blocks, d->count))
+    #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t b = 0; b < blocks; b++) {
         if (THREAD_ID() == 0 && interrupt_requested())
             __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
         if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
             continue;
-        const int64_t start = b * ACTIVATION_BLOCK, offset = start * size;
-        block(d->mode, d->negative_slope, min64(ACTIVATION_BLOCK, d->count - start), (const char *)x + offset,
+        const int64_t start = b * block_size, offset = start * size;
+        if (start >= d->count)   /* rounding to 16 can leave the last blocks empty */
+            continue;
+        block(d->mode, d->negative_slope, min64(block_size, d->count - start), (const char *)x + offset,
               dy == NULL ? NULL : (const char *)dy + offset, (char *)out + offset);
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;

@@ -43,17 +43,28 @@ static void FN(leaky_backward)(int64_t n, T slope, const T *restrict x, const T 
     }
 }
 
-void FN(block)(pycnn_activation_mode mode, double negative_slope, int64_t n,
-               const void *x, const void *dy, void *out)
+static void FN(run)(pycnn_activation_mode mode, T slope, int64_t n, const T *x, const T *dy, T *out)
 {
     if (mode == PYCNN_ACTIVATION_LEAKY_RELU) {
         if (dy == NULL)
-            FN(leaky_forward)(n, (T)negative_slope, x, out);
+            FN(leaky_forward)(n, slope, x, out);
         else
-            FN(leaky_backward)(n, (T)negative_slope, x, dy, out);
+            FN(leaky_backward)(n, slope, x, dy, out);
     } else if (dy == NULL) {
         FN(relu_forward)(n, x, out);
     } else {
         FN(relu_backward)(n, x, dy, out);
     }
+}
+
+void FN(block)(pycnn_activation_mode mode, double negative_slope, int64_t n,
+               const void *x_, const void *dy_, void *out_)
+{
+    const T *x = x_, *dy = dy_;
+    T *out = out_;
+    /* A head up to out's first 64-byte boundary, then the rest: vector stores that
+     * straddle cache lines (NumPy aligns to 16 bytes) cost ~5% on L3-resident data. */
+    const int64_t head = min64(n, (int64_t)((64 - (uintptr_t)out % 64) % 64 / sizeof(T)));
+    FN(run)(mode, (T)negative_slope, head, x, dy, out);
+    FN(run)(mode, (T)negative_slope, n - head, x + head, dy == NULL ? NULL : dy + head, out + head);
 }

@@ -97,6 +97,19 @@ def test_leaky_relu_matches_the_numpy_definition_bytewise(rng, dtype, size, slop
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_every_start_offset_within_a_cache_line(rng, dtype):
+    """Arrays starting anywhere within 64 bytes: the loops peel a head up to the output's alignment."""
+    base, dbase = _values(rng, 1000, dtype), _values(rng, 1000, dtype)
+    for k in range(17):
+        x, dy = base[k:k + 100 + k], dbase[k:k + 100 + k]
+        _same_bytes(ops.relu(x), numpy_relu(x), f"relu offset {k}")
+        _same_bytes(ops.leaky_relu_backward(dy, x, 0.3), numpy_leaky_backward(dy, x, 0.3), f"leaky offset {k}")
+        out = np.empty(len(x) + 16, dtype)[k:k + len(x)]          # an output at the same offsets
+        _engine.activation_backward(x, dy, out, (0, 0.0))
+        _same_bytes(out, numpy_relu_backward(dy, x), f"relu_backward output offset {k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_special_values_one_by_one(dtype):
     x = _specials(dtype)
     dy = np.full_like(x, 3.0)
