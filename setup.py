@@ -19,6 +19,7 @@ X86 = platform.machine().lower() in ("x86_64", "amd64")
 ISA_KERNELS = {
     "csrc/gemm_ukernel_avx2.c": ["-mavx2", "-mfma"],
     "csrc/gemm_ukernel_avx512.c": ["-mavx512f", "-mavx512vl", "-mfma"],
+    "csrc/activation_avx2.c": ["-mavx2"],
 }
 COMMON_FLAGS = ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 

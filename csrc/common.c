@@ -15,6 +15,7 @@ static const char *const status_text[PYCNN_STATUS_COUNT] = {
     [PYCNN_ERR_OVERFLOW] = "array size overflows int64",
     [PYCNN_ERR_WORKSPACE_TOO_SMALL] = "workspace is smaller than the size the op asked for",
     [PYCNN_ERR_INTERRUPTED] = "interrupted",
+    [PYCNN_ERR_BAD_PARAMETER] = "a parameter is out of range (an unknown activation mode, or epsilon not > 0)",
 };
 
 const char *pycnn_status_str(pycnn_status status)

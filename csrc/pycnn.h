@@ -41,6 +41,7 @@ typedef enum {
     PYCNN_ERR_OVERFLOW,             /* a size product overflows int64         */
     PYCNN_ERR_WORKSPACE_TOO_SMALL,  /* caller's workspace is smaller than asked */
     PYCNN_ERR_INTERRUPTED,          /* the interrupt poll asked to stop       */
+    PYCNN_ERR_BAD_PARAMETER,        /* a mode or scalar parameter is out of range */
     PYCNN_STATUS_COUNT
 } pycnn_status;
 
@@ -138,6 +139,60 @@ pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d);
 pycnn_status pycnn_pool2d_forward(const pycnn_pool2d_desc *d, const void *x, void *y);
 pycnn_status pycnn_pool2d_backward(const pycnn_pool2d_desc *d,
                                    const void *x, const void *dy, void *dx);
+
+/* ---- Element-wise activations (any shape, seen as a flat array) ---- */
+typedef enum { PYCNN_ACTIVATION_RELU = 0, PYCNN_ACTIVATION_LEAKY_RELU = 1 } pycnn_activation_mode;
+
+typedef struct {
+    pycnn_dtype dtype;
+    pycnn_activation_mode mode;
+    int64_t count;                   /* elements of x, y, dy and dx (>= 0)         */
+    double negative_slope;           /* leaky_relu's slope for x <= 0, as dtype     */
+} pycnn_activation_desc;
+
+/* relu:       y = max(x, 0), NaN stays NaN and -0 becomes +0;  dx = x > 0 ? dy : 0.
+ * leaky_relu: y = x > 0 ? x : slope * x;                       dx = x > 0 ? dy : slope * dy.
+ * Outputs must not overlap the inputs. */
+pycnn_status pycnn_activation_check(const pycnn_activation_desc *d);
+pycnn_status pycnn_activation_forward(const pycnn_activation_desc *d, const void *x, void *y);
+pycnn_status pycnn_activation_backward(const pycnn_activation_desc *d,
+                                       const void *x, const void *dy, void *dx);
+
+/* ---- Batch normalization over channels_last data ---- */
+typedef struct {
+    pycnn_dtype dtype;
+    int64_t rows, c;                 /* x, y, dy, dx [rows, c]: every axis but the channel one
+                                        flattened into rows; per-channel arrays are [c] */
+    double epsilon;                  /* > 0, added to the variance inside the square root */
+} pycnn_batch_norm_desc;
+
+/* Per channel, inv_std = 1 / sqrt(var + epsilon) and
+ * y = (x - mean) * (inv_std * gamma) + beta; gamma NULL means 1, beta NULL means 0.
+ * The statistics are combined from fixed row blocks in a fixed order (Chan's
+ * formula in double), so they are accurate for millions of rows and do not
+ * depend on the thread count. */
+pycnn_status pycnn_batch_norm_check(const pycnn_batch_norm_desc *d);
+pycnn_status pycnn_batch_norm_workspace_size(const pycnn_batch_norm_desc *d, size_t *bytes);
+/* Training: mean [c] and biased variance [c] of x's rows (rows >= 1) are written, then y. */
+pycnn_status pycnn_batch_norm_forward_training(const pycnn_batch_norm_desc *d, const void *x,
+                                               const void *gamma, const void *beta,
+                                               void *y, void *mean, void *var,
+                                               void *workspace, size_t workspace_size);
+/* Inference: y from the given statistics mean [c] and var [c] (moving averages). */
+pycnn_status pycnn_batch_norm_forward_inference(const pycnn_batch_norm_desc *d, const void *x,
+                                                const void *mean, const void *var,
+                                                const void *gamma, const void *beta, void *y,
+                                                void *workspace, size_t workspace_size);
+/* Gradients given dy [rows, c] and the forward's x, mean, var and gamma.
+ * batch_stats != 0: mean and var were x's own batch statistics, so the gradient
+ * also flows through them; 0: they were constants (inference, frozen layer) and
+ * dx = dy * inv_std * gamma.  dgamma = sum(dy * (x - mean)) * inv_std and
+ * dbeta = sum(dy) are written when not NULL. */
+pycnn_status pycnn_batch_norm_backward(const pycnn_batch_norm_desc *d, int batch_stats,
+                                       const void *x, const void *dy,
+                                       const void *mean, const void *var, const void *gamma,
+                                       void *dx, void *dgamma, void *dbeta,
+                                       void *workspace, size_t workspace_size);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@ the input dtype (float32 is the fast path, float64 is complete).
 This module is the only importer of the C extension.  It checks shapes and
 arguments and names them in errors; the engine re-checks as a safety net.
 """
+import numbers
 import os
 import threading
 from collections import namedtuple
@@ -30,7 +31,7 @@ __all__ = [
     "global_max_pool1d", "global_max_pool1d_backward", "global_max_pool2d", "global_max_pool2d_backward",
     "dense", "dense_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
-    "tanh", "tanh_backward", "softmax", "softmax_backward",
+    "tanh", "tanh_backward", "softmax", "softmax_backward", "batch_norm", "batch_norm_backward",
     "softmax_cross_entropy", "mse", "im2col", "col2im",
     "set_num_threads", "get_num_threads", "set_memory_limit", "get_memory_limit",
 ]
@@ -761,32 +762,60 @@ def dense_backward(dy, x, kernel, bias=None, *, compute_dx=True):
 def _elementwise_pair(op, dy, x):
     dy = as_float_array(op, "dy", dy)
     x = as_float_array(op, "input", x)
-    same_float_dtype(op, dy=dy, input=x)
+    if dy.dtype.type is not x.dtype.type:   # float32 vs float64, whatever the byte order
+        same_float_dtype(op, dy=dy, input=x)
     if dy.shape != x.shape:
         raise ValueError(f"{op}: dy must have the input's shape {shape_str(x.shape)}; got {shape_str(dy.shape)}")
     return dy, x
 
 
+_RELU, _LEAKY_RELU = 0, 1
+
+
+def _negative_slope(op, negative_slope):
+    if isinstance(negative_slope, (bool, np.bool_)) or not isinstance(negative_slope, numbers.Real):
+        raise TypeError(f"{op}: negative_slope must be a real number; got {negative_slope!r}")
+    return float(negative_slope)
+
+
+def _activation(op, mode, x, negative_slope, dy=None):
+    """The engine's element-wise pass over x (forward) or over (x, dy) (backward).
+
+    Kept lean (a relu on a cached activation takes ~60 us): the binding copies
+    non-contiguous or unaligned arrays itself, so only the byte order is fixed here."""
+    x = x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
+    _reserve(op, "output" if dy is None else "dx", x.nbytes)
+    out = np.empty(x.shape, x.dtype)
+    if dy is None:
+        _engine.activation_forward(x, out, (mode, negative_slope))
+    else:
+        dy = dy if dy.dtype.isnative else dy.astype(x.dtype)
+        _engine.activation_backward(x, dy, out, (mode, negative_slope))
+    return out
+
+
 def relu(x):
     """max(x, 0); NaN stays NaN."""
-    x = as_float_array("relu", "input", x)
-    return np.maximum(x, x.dtype.type(0))
+    return _activation("relu", _RELU, as_float_array("relu", "input", x), 0.0)
 
 
 def relu_backward(dy, x):
+    """dy where x > 0, else 0."""
     dy, x = _elementwise_pair("relu_backward", dy, x)
-    return np.where(x > 0, dy, dy.dtype.type(0))
+    return _activation("relu_backward", _RELU, x, 0.0, dy)
 
 
 def leaky_relu(x, negative_slope=0.2):
     """x for x > 0, negative_slope * x otherwise."""
-    x = as_float_array("leaky_relu", "input", x)
-    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+    slope = _negative_slope("leaky_relu", negative_slope)
+    return _activation("leaky_relu", _LEAKY_RELU, as_float_array("leaky_relu", "input", x), slope)
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.2):
+    """dy where x > 0, else negative_slope * dy."""
+    slope = _negative_slope("leaky_relu_backward", negative_slope)
     dy, x = _elementwise_pair("leaky_relu_backward", dy, x)
-    return np.where(x > 0, dy, dy * dy.dtype.type(negative_slope))
+    return _activation("leaky_relu_backward", _LEAKY_RELU, x, slope, dy)
 
 
 def sigmoid(x):
@@ -884,3 +913,115 @@ def mse(pred, target):
         raise ValueError(f"{op}: pred is empty; the mean is undefined")
     diff = pred - target
     return pred.dtype.type(np.mean(diff * diff)), diff * pred.dtype.type(2.0 / pred.size)
+
+
+# ------------------------------------------------------ batch normalization
+
+def _bn_axes(op, axis, ndim):
+    """The normalised (channel) axes, sorted and non-negative."""
+    axes = [axis] if isinstance(axis, numbers.Integral) and not isinstance(axis, (bool, np.bool_)) else axis
+    if not isinstance(axes, (list, tuple)) or not axes or not all(
+            isinstance(a, numbers.Integral) and not isinstance(a, (bool, np.bool_)) for a in axes):
+        raise TypeError(f"{op}: axis must be an int or a list of ints; got {axis!r}")
+    if not all(-ndim <= a < ndim for a in axes) or len({a % ndim for a in axes}) != len(axes):
+        raise ValueError(f"{op}: axis must name distinct axes of the {ndim}-D input; got {axis!r}")
+    return sorted(int(a) % ndim for a in axes)
+
+
+def _bn_epsilon(op, epsilon):
+    if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real) or not epsilon > 0:
+        raise ValueError(f"{op}: epsilon must be a number > 0; got {epsilon!r}")
+    return float(epsilon)
+
+
+def _bn_prepare(op, x, axis, epsilon, dy=None, **channel_arrays):
+    """Checked arrays and the [rows, c] layout the engine works on.
+
+    The channel axes go last (a view when they already are), every other axis
+    is flattened into rows; the per-channel arrays must have the channel shape."""
+    x = as_float_array(op, "input", x)
+    dy = None if dy is None else as_float_array(op, "dy", dy)
+    arrays = {name: None if a is None else as_float_array(op, name, a) for name, a in channel_arrays.items()}
+    dtype = same_float_dtype(op, input=x, dy=dy, **arrays)
+    axes = _bn_axes(op, axis, x.ndim)
+    epsilon = _bn_epsilon(op, epsilon)
+    channel_shape = tuple(x.shape[a] for a in axes)
+    for name, a in arrays.items():
+        if a is not None and a.shape != channel_shape:
+            raise ValueError(f"{op}: {name} must have the shape of the input's axis {axis!r}, "
+                             f"{shape_str(channel_shape)}; got {shape_str(a.shape)} (input "
+                             f"{shape_str(x.shape)})")
+    if dy is not None and dy.shape != x.shape:
+        raise ValueError(f"{op}: dy must have the input's shape {shape_str(x.shape)}; got {shape_str(dy.shape)}")
+    order = [a for a in range(x.ndim) if a not in axes] + axes
+    _checked_count(op, "input", x.shape)
+    c = _checked_count(op, "channel", channel_shape)
+    rows = _checked_count(op, "row", [x.shape[a] for a in order[:x.ndim - len(axes)]])
+
+    def to_rows(a):
+        return None if a is None else _contiguous(a.transpose(order), dtype).reshape(rows, c)
+
+    def from_rows(a):
+        a = a.reshape(tuple(x.shape[i] for i in order))
+        return a if order == sorted(order) else np.ascontiguousarray(a.transpose(np.argsort(order)))
+
+    flat = {name: None if a is None else _contiguous(a, dtype).reshape(c) for name, a in arrays.items()}
+    return dtype, epsilon, channel_shape, rows, c, to_rows(x), to_rows(dy), flat, from_rows
+
+
+def batch_norm(x, mean=None, variance=None, gamma=None, beta=None, epsilon=1e-3, axis=-1):
+    """y = (x - mean) / sqrt(variance + epsilon) * gamma + beta per channel (axis), and (mean, variance).
+
+    mean and variance None: the batch statistics of x over every axis but `axis`
+    (biased variance, Keras's training mode); given: those (moving averages,
+    inference), returned as given.  gamma None means 1, beta None means 0.
+    Returns (y, mean, variance); the statistics have the shape of x's `axis`."""
+    op = "batch_norm"
+    if (mean is None) != (variance is None):
+        raise ValueError(f"{op}: mean and variance must both be given (inference) or both be None (batch "
+                         f"statistics); got mean={'None' if mean is None else 'an array'}, "
+                         f"variance={'None' if variance is None else 'an array'}")
+    dtype, epsilon, channel_shape, rows, c, x2, _, flat, from_rows = _bn_prepare(
+        op, x, axis, epsilon, mean=mean, variance=variance, gamma=gamma, beta=beta)
+    training = mean is None
+    if training and rows == 0:
+        raise ValueError(f"{op}: batch statistics need at least one value per channel; got input shape "
+                         f"{shape_str(np.shape(x))}")
+    if c == 0:
+        y2 = np.empty((rows, 0), dtype)
+        stats = (np.empty(0, dtype), np.empty(0, dtype)) if training else (flat["mean"], flat["variance"])
+        return from_rows(y2), stats[0].reshape(channel_shape), stats[1].reshape(channel_shape)
+    ws_bytes = _engine.batch_norm_workspace_size(rows, c, dtype == np.float64, epsilon)
+    y2 = _empty(op, "output", (rows, c), dtype, extra_bytes=ws_bytes)
+    workspace = _workspace(op, ws_bytes)
+    if training:
+        mean, variance = np.empty(c, dtype), np.empty(c, dtype)
+        _engine.batch_norm_forward_training(x2, flat["gamma"], flat["beta"], y2, mean, variance, workspace, epsilon)
+    else:
+        mean, variance = flat["mean"], flat["variance"]
+        _engine.batch_norm_forward_inference(x2, mean, variance, flat["gamma"], flat["beta"], y2, workspace,
+                                             epsilon)
+    return from_rows(y2), mean.reshape(channel_shape), variance.reshape(channel_shape)
+
+
+def batch_norm_backward(dy, x, mean, variance, gamma=None, beta=None, epsilon=1e-3, axis=-1, batch_stats=True):
+    """Gradients of batch_norm: (dx, dgamma, dbeta); dgamma None when gamma is None, dbeta when beta is.
+
+    batch_stats=True: mean and variance are x's own batch statistics (batch_norm
+    called without them), so the gradient also flows through them; False: they
+    were given (moving averages) and dx = dy * gamma / sqrt(variance + epsilon)."""
+    op = "batch_norm_backward"
+    for name, a in (("mean", mean), ("variance", variance)):
+        if a is None:
+            raise TypeError(f"{op}: {name} must be an array (the statistics the forward used); got None")
+    dtype, epsilon, channel_shape, rows, c, x2, dy2, flat, from_rows = _bn_prepare(
+        op, x, axis, epsilon, dy=dy, mean=mean, variance=variance, gamma=gamma, beta=beta)
+    dgamma = None if gamma is None else np.zeros(c, dtype)
+    dbeta = None if beta is None else np.zeros(c, dtype)
+    dx2 = _empty(op, "dx", (rows, c), dtype)
+    if c > 0:
+        ws_bytes = _engine.batch_norm_workspace_size(rows, c, dtype == np.float64, epsilon)
+        _engine.batch_norm_backward(x2, dy2, flat["mean"], flat["variance"], flat["gamma"], dx2, dgamma, dbeta,
+                                    _workspace(op, ws_bytes), epsilon, bool(batch_stats))
+    return (from_rows(dx2), None if dgamma is None else dgamma.reshape(channel_shape),
+            None if dbeta is None else dbeta.reshape(channel_shape))

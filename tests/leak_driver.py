@@ -93,8 +93,18 @@ CASES = {
     "avg_pool1d_backward": lambda: ops.avg_pool1d_backward(DYP1, X1, 2),
     "global_avg_pool2d": lambda: ops.global_avg_pool2d(X),
     "global_max_pool2d_backward": lambda: ops.global_max_pool2d_backward(DYG, X),
-    # activations and losses (NumPy code: leaks here would be Python-level caches)
+    # activations (C engine)
+    "relu": lambda: ops.relu(X),
     "relu_backward": lambda: ops.relu_backward(X, X),
+    "leaky_relu_f64": lambda: ops.leaky_relu(X64, 0.1),
+    "leaky_relu_backward": lambda: ops.leaky_relu_backward(X, X, 0.1),
+    # batch normalization (C engine): training, inference, both backward modes, moved axis
+    "batch_norm_training": lambda: ops.batch_norm(X, gamma=B[:3], beta=B[1:]),
+    "batch_norm_inference": lambda: ops.batch_norm(X, B[:3], np.abs(B[1:]), B[:3]),
+    "batch_norm_backward": lambda: ops.batch_norm_backward(X, X, B[:3], np.abs(B[1:]), B[:3], B[1:]),
+    "batch_norm_backward_frozen_axis1": lambda: ops.batch_norm_backward(
+        X, X, B[:2].repeat(3), np.abs(B[:2]).repeat(3), batch_stats=False, axis=1),
+    # losses and the remaining activations (NumPy code: leaks here would be Python-level caches)
     "sigmoid": lambda: ops.sigmoid(X),
     "softmax_backward": lambda: ops.softmax_backward(LOGITS, LOGITS),
     "softmax_cross_entropy": lambda: ops.softmax_cross_entropy(LOGITS, LABELS),
@@ -110,6 +120,8 @@ CASES = {
     "err_memory_limit": raises(MemoryError, ops.conv2d, np.ones((1, 4096, 4096, 1), np.float32)[:, ::1],
                                np.ones((1, 1, 1, 4096), np.float32)),
     "err_dense_features": raises(ValueError, ops.dense, XD, W1),
+    "err_batch_norm_gamma_shape": raises(ValueError, ops.batch_norm, X, gamma=B),
+    "err_leaky_relu_slope": raises(TypeError, ops.leaky_relu, X, "0.1"),
     # error paths inside the binding (converters, shape checks, engine status)
     "err_engine_int_input": raises(TypeError, _engine.conv2d_forward, XI, W, None,
                                    np.empty((2, 4, 4, 4), np.float32), None, engine_geometry()),
@@ -131,6 +143,15 @@ CASES = {
                                         np.empty((2, 8, 8, 4), np.float32), None, (1, 1, 1, 1, 5, 0)),
     "err_engine_pool_padding": raises(ValueError, _engine.pool2d_forward, X, np.empty((2, 3, 3, 3), np.float32),
                                       (0, 2, 2, 2, 2, 2, 0, 0, 0)),
+    "err_engine_activation_mode": raises(ValueError, _engine.activation_forward, X, np.empty_like(X), (9, 0.0)),
+    "err_engine_activation_dx_shape": raises(ValueError, _engine.activation_backward, XF, X, np.empty(3, np.float32),
+                                             (0, 0.0)),
+    "err_engine_batch_norm_workspace": raises(ValueError, _engine.batch_norm_forward_training, XD, None, None,
+                                              np.empty_like(XD), np.empty(7, np.float32), np.empty(7, np.float32),
+                                              np.empty(8, np.uint8), 1e-3),
+    "err_engine_batch_norm_mean_shape": raises(ValueError, _engine.batch_norm_backward, XD, XD,
+                                               np.empty(6, np.float32), np.ones(7, np.float32), None,
+                                               np.empty_like(XD), None, None, None, 1e-3, True),
     "err_engine_im2col_cols": raises(ValueError, _engine.im2col, X, np.empty((2, 4, 4, 26), np.float32),
                                      (3, 3), engine_geometry()),
 }

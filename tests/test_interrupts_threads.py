@@ -217,6 +217,12 @@ THREAD_OPS = {
     "col2im": lambda: ops.col2im(ops.im2col(SMALL_X, 3), SMALL_X.shape, 3),
     "dense_backward": lambda: ops.dense_backward(normal(30, 5) * 0 + 1, SMALL_X.reshape(-1, 72)[:30],
                                                  normal(72, 5) * 0 + 0.5),
+    "batch_norm": lambda: ops.batch_norm(np.repeat(SMALL_X, 80, axis=0), gamma=SMALL_B[:6], beta=SMALL_B[2:]),
+    "batch_norm_backward": lambda: ops.batch_norm_backward(
+        np.repeat(SMALL_X, 80, axis=0), np.repeat(SMALL_X, 80, axis=0) * 2, SMALL_B[:6], np.abs(SMALL_B[2:]),
+        SMALL_B[:6], SMALL_B[2:]),
+    "leaky_relu_backward": lambda: ops.leaky_relu_backward(np.repeat(SMALL_DY, 200, axis=0),
+                                                           np.repeat(SMALL_DY, 200, axis=0) - 0.3, 0.1),
 }
 
 

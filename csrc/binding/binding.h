@@ -44,5 +44,7 @@ extern PyMethodDef pycnn_conv_methods[];
 extern PyMethodDef pycnn_pool_methods[];
 extern PyMethodDef pycnn_bench_methods[];
 extern PyMethodDef pycnn_augment_methods[];
+extern PyMethodDef pycnn_activation_methods[];
+extern PyMethodDef pycnn_batch_norm_methods[];
 
 #endif

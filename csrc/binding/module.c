@@ -186,6 +186,8 @@ static PyMethodDef *const families[] = {
     pycnn_pool_methods,
     pycnn_bench_methods,
     pycnn_augment_methods,
+    pycnn_activation_methods,
+    pycnn_batch_norm_methods,
 };
 
 static struct PyModuleDef engine_module = {

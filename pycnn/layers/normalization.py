@@ -7,7 +7,7 @@ frozen layer with ``trainable=False`` even when ``training=True``): use the movi
 """
 import numpy as np
 
-from pycnn import initializers, regularizers
+from pycnn import initializers, ops, regularizers
 from pycnn.layers import _utils as U
 from pycnn.layers.base import Layer
 
@@ -84,60 +84,36 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight("moving_variance", self._param_shape,
                                                self.moving_variance_initializer, trainable=False)
 
-    def _broadcast(self, values, ndim):
-        """Reshape a parameter of shape _param_shape to broadcast against the input."""
-        axes = self._resolved_axes(ndim)
-        shape = [1] * ndim
-        for a, n in zip(axes, self._param_shape):
-            shape[a] = n
-        return values.reshape(shape)
-
     def call(self, inputs, training=False):
         x = inputs
         self._last_inputs = inputs
-        ndim = x.ndim
-        axes = self._resolved_axes(ndim)
-        reduce_axes = tuple(a for a in range(ndim) if a not in axes)
         use_batch_stats = bool(training) and self.trainable and x.size > 0
+        # Copies: backward must see the values this call used, whatever happens to the weights in between.
+        gamma = None if self.gamma is None else self.gamma.value.copy()
+        beta = None if self.beta is None else self.beta.value
         if use_batch_stats:
-            mean = x.mean(axis=reduce_axes, keepdims=True)
-            centered = x - mean
-            var = np.square(centered).mean(axis=reduce_axes, keepdims=True)
+            y, mean, var = ops.batch_norm(x, gamma=gamma, beta=beta, epsilon=self.epsilon, axis=self._axes)
             m = self.momentum
             for moving, batch in ((self.moving_mean.value, mean), (self.moving_variance.value, var)):
                 moving *= m  # in place: the Variable keeps its array
-                moving += batch.reshape(self._param_shape) * (1 - m)
+                moving += batch * (1 - m)
         else:
-            mean = self._broadcast(self.moving_mean.value, ndim)
-            var = self._broadcast(self.moving_variance.value, ndim)
-            centered = x - mean
-        inv_std = (1.0 / np.sqrt(var + self.epsilon)).astype(x.dtype)
-        # y = (x - mean) * inv_std * gamma + beta, with the per-feature factors folded first
-        # so the full-size array is touched as few times as possible.
-        scale = inv_std if self.gamma is None else inv_std * self._broadcast(self.gamma.value, ndim)
-        y = centered * scale
-        if self.beta is not None:
-            y += self._broadcast(self.beta.value, ndim)
-        self._cache = (centered, inv_std, scale, reduce_axes, use_batch_stats)
+            mean, var = self.moving_mean.value.copy(), self.moving_variance.value.copy()
+            y, _, _ = ops.batch_norm(x, mean, var, gamma, beta, epsilon=self.epsilon, axis=self._axes)
+        self._cache = (x, mean, var, gamma, use_batch_stats)
         return y
 
     def backward(self, grad):
         self._require_call()
-        centered, inv_std, scale, reduce_axes, use_batch_stats = self._cache
-        dy = self._cast(grad)
-        sum_dy = dy.sum(axis=reduce_axes, keepdims=True)
-        if self.beta is not None:
-            self._set_grad(self.beta, sum_dy.reshape(self._param_shape))
-        need_sum_dy_centered = self.gamma is not None or use_batch_stats
-        sum_dy_centered = (dy * centered).sum(axis=reduce_axes, keepdims=True) if need_sum_dy_centered else None
-        if self.gamma is not None:
-            self._set_grad(self.gamma, (sum_dy_centered * inv_std).reshape(self._param_shape))
-        dx = dy * scale
-        if use_batch_stats:
-            # Batch statistics depend on x: dx = scale * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
-            count = dy.size // sum_dy.size
-            dx -= centered * (scale * inv_std * inv_std * sum_dy_centered / count)
-            dx -= scale * sum_dy / count
+        x, mean, var, gamma, use_batch_stats = self._cache
+        beta = None if self.beta is None else self.beta.value
+        dx, dgamma, dbeta = ops.batch_norm_backward(self._cast(grad), x, mean, var, gamma, beta,
+                                                    epsilon=self.epsilon, axis=self._axes,
+                                                    batch_stats=use_batch_stats)
+        if dbeta is not None:
+            self._set_grad(self.beta, dbeta)
+        if dgamma is not None:
+            self._set_grad(self.gamma, dgamma)
         return dx
 
     def compute_output_shape(self, input_shape):
