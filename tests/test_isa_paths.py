@@ -7,8 +7,8 @@ sizes crossing the cache blocks (KC = 256, MC = 96, NC = 2048), through
 pycnn.ops.dense (the GEMM with row-major A and B) and conv2d and its
 backward passes (the GEMMs with transposed operands, over im2col columns).
 
-Also the smoke test of ``python -m pycnn.bench --quick`` (structure only:
-speed is never asserted).
+The engine-path test files run again under each forced ISA, and the smoke test
+of ``python -m pycnn.bench --quick`` checks structure only (speed is never asserted).
 """
 import json
 import os
@@ -145,6 +145,25 @@ def test_forced_isa_matches_numpy_float64(isa):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["isa"] == isa, f"PYCNN_ISA={isa} but the engine reports {result['isa']}"
     assert result["failures"] == [], "\n".join(result["failures"][:20])
+
+
+# The engine-path suites (every alternative convolution path, the pooling and
+# activation/batch-norm kernels, thread-count determinism) under each forced ISA:
+# the SIMD packing, pooling and activation variants follow the GEMM's ISA.
+ENGINE_PATH_SUITES = ["tests/test_conv_engine_paths.py", "tests/test_pool_kernels.py",
+                      "tests/test_activation_batchnorm_engine.py", "tests/test_threads_determinism.py"]
+
+
+@pytest.mark.parametrize("isa", ["ref", "avx2", "avx512"])
+def test_engine_path_suites_pass_on_every_isa(isa):
+    missing = _ISA_NEEDS[isa] - _FLAGS
+    if missing:
+        pytest.skip(f"this CPU lacks {', '.join(sorted(missing))} (from /proc/cpuinfo), so PYCNN_ISA={isa} "
+                    f"cannot run here")
+    code = ("import sys, pytest; sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', "
+            f"*{ENGINE_PATH_SUITES!r}]))")
+    proc = _run(code, isa=isa, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
 def test_unknown_isa_request_falls_back_to_automatic_choice():
