@@ -66,7 +66,9 @@ static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m
 static inline void conv_taps_inside_1d(int64_t start, int64_t size, int64_t taps, int64_t dilation,
                                        int64_t *lo, int64_t *hi)
 {
-    *lo = start >= 0 ? 0 : min64((-start + dilation - 1) / dilation, taps);
+    /* ceil(-start / dilation), written so a hostile dilation (up to INT64_MAX, allowed
+     * for a 1-tap kernel) cannot overflow */
+    *lo = start >= 0 ? 0 : min64((-start - 1) / dilation + 1, taps);
     *hi = start >= size ? 0 : min64((size - 1 - start) / dilation + 1, taps);
     if (*hi < *lo)
         *hi = *lo;
