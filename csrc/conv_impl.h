@@ -678,7 +678,8 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
 pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                       const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
-    if (p->filter_col_blocks > 1)
+    /* (An empty batch takes the slot path below, which zeroes dw and dbias.) */
+    if (p->filter_col_blocks > 1 && p->chunks > 0)
         return p->direct ? FN(direct_backward_filter)(d, p, x, dy, dw, dbias, ws)
                          : FN(shared_col_backward_filter)(d, p, x, dy, dw, dbias, ws);
     const int64_t w_count = p->k * d->c_out;   /* kh*kw*cig*c_out */

@@ -203,3 +203,27 @@ def test_disjoint_windows_scatter_by_chunks(rng, threads, dtype):
                           ref.conv2d_transpose_backward(dy, x, kernel, strides=2)):
         assert_matches(g, e, dtype, name)
     _check_conv(rng, dtype, (1, 61, 47, 12), (2, 2, 12, 20), strides=3)
+
+
+@pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image"])
+def test_empty_batch_zeroes_weight_gradients(case):
+    # Batch 0 with >= 128 filters (the column-split backward-filter paths): dw and
+    # dbias must be zeros.  The engine is called directly on NaN-filled outputs,
+    # since a fresh NumPy array would often be zero already.
+    from pycnn import _engine
+    x_shape, kernel_shape, pads = {
+        "dense": ((0, 1, 1, 70), (1, 1, 70, 300), (0, 0, 0, 0)),
+        "1x1": ((0, 5, 5, 16), (1, 1, 16, 192), (0, 0, 0, 0)),
+        "padded 1x1": ((0, 1, 1, 1), (1, 1, 1, 4096), (2, 2, 2, 2)),
+        "3x3 one image": ((0, 6, 5, 40), (3, 3, 40, 140), (1, 1, 1, 1)),
+    }[case]
+    geometry = (1, 1, 1, 1) + pads + (1,)
+    oh = x_shape[1] + pads[0] + pads[1] - kernel_shape[0] + 1
+    ow = x_shape[2] + pads[2] + pads[3] - kernel_shape[1] + 1
+    x = np.zeros(x_shape, np.float32)
+    dy = np.zeros((0, oh, ow, kernel_shape[-1]), np.float32)
+    ws_bytes = _engine.conv2d_workspace_size(x_shape, kernel_shape, False, geometry)
+    dw = np.full(kernel_shape, np.nan, np.float32)
+    db = np.full(kernel_shape[-1], np.nan, np.float32)
+    _engine.conv2d_backward_filter(x, dy, dw, db, np.empty(max(ws_bytes, 1), np.uint8), geometry)
+    assert (dw == 0).all() and (db == 0).all()
