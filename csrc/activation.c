@@ -70,9 +70,7 @@ static pycnn_status run(const pycnn_activation_desc *d, const void *x, const voi
     int stop = 0;
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t b = 0; b < blocks; b++) {
-        if (THREAD_ID() == 0 && interrupt_requested())
-            __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-        if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+        if (stop_requested(&stop))
             continue;
         const int64_t start = b * block_size, offset = start * size;
         if (start >= d->count)   /* rounding to 16 can leave the last blocks empty */

@@ -149,9 +149,7 @@ static pycnn_status FN(elementwise)(const pycnn_batch_norm_desc *d, const bn_pla
     int stop = 0;
     #pragma omp parallel for schedule(static) num_threads(worker_threads(p->chunks, d->rows * d->c))
     for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
-        if (THREAD_ID() == 0 && interrupt_requested())
-            __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-        if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+        if (stop_requested(&stop))
             continue;
         const int64_t r0 = chunk * p->chunk_rows, r1 = min64(r0 + p->chunk_rows, d->rows);
         if (kind == BN_NORMALIZE)
@@ -174,9 +172,7 @@ static pycnn_status FN(forward_training)(const pycnn_batch_norm_desc *d, const b
     int stop = 0;
     #pragma omp parallel for schedule(static) num_threads(worker_threads(p->chunks, d->rows * C))
     for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
-        if (THREAD_ID() == 0 && interrupt_requested())
-            __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-        if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+        if (stop_requested(&stop))
             continue;
         const int64_t r0 = chunk * p->chunk_rows;
         FN(stats_chunk)(d, p, x, r0, min64(r0 + p->chunk_rows, d->rows),
@@ -227,9 +223,7 @@ static pycnn_status FN(backward)(const pycnn_batch_norm_desc *d, const bn_plan *
     if (need_sums) {
         #pragma omp parallel for schedule(static) num_threads(worker_threads(p->chunks, d->rows * C))
         for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
-            if (THREAD_ID() == 0 && interrupt_requested())
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+            if (stop_requested(&stop))
                 continue;
             const int64_t r0 = chunk * p->chunk_rows;
             FN(grad_sums_chunk)(d, p, x, dy, mean, r0, min64(r0 + p->chunk_rows, d->rows),

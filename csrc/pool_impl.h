@@ -270,9 +270,7 @@ static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image
     int64_t ready_rows = band_first_row(d, oy0);   /* backward: dx rows before it are owned or written */
     for (int64_t oy = oy0; oy < oy1; oy++) {
         /* Poll per output row too: one large image can take seconds. */
-        if (THREAD_ID() == 0 && interrupt_requested())
-            __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
-        if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+        if (stop_requested(stop))
             return;
         const int64_t y0 = max64(oy * d->stride_h - d->pad_top, 0);
         const int64_t y1 = min64(oy * d->stride_h - d->pad_top + d->kh, d->h);
@@ -324,9 +322,7 @@ static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T
     int stop = 0;
     #pragma omp parallel for schedule(static) num_threads(worker_threads(items, d->n * in_size))
     for (int64_t item = 0; item < items; item++) {
-        if (THREAD_ID() == 0 && interrupt_requested())
-            __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-        if (__atomic_load_n(&stop, __ATOMIC_RELAXED))
+        if (stop_requested(&stop))
             continue;
         const int64_t n = item / per_image, band = item % per_image / split.chunks;
         const int64_t c0 = item % split.chunks * chunk_c, cn = min64(chunk_c, d->c - c0);
