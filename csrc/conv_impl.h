@@ -159,7 +159,11 @@ void FN(col2im)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
 }
 
 /* flipped[i, j, o, g*cig + c] = w[kh-1-i, kw-1-j, c, g*cog + o]: the filters of
- * the forward convolution that computes a stride-1 backward-data pass. */
+ * the forward convolution that computes a stride-1 backward-data pass.  Each
+ * tap's (cig x cog) blocks are transposed in FLIP_TILE squares, so both the
+ * reads and the strided writes stay in cache (VGG's 9 MB of filters took 20%
+ * of the pass when written column by column). */
+#define FLIP_TILE 32
 void FN(flip_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *flipped)
 {
     for (int64_t i = 0; i < d->kh; i++)
@@ -167,9 +171,13 @@ void FN(flip_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w
             const T *tap = w + ((d->kh - 1 - i) * d->kw + (d->kw - 1 - j)) * p->cig * d->c_out;
             T *out = flipped + (i * d->kw + j) * p->cog * d->c_in;
             for (int64_t g = 0; g < d->groups; g++)
-                for (int64_t c = 0; c < p->cig; c++)
-                    for (int64_t o = 0; o < p->cog; o++)
-                        out[o * d->c_in + g * p->cig + c] = tap[c * d->c_out + g * p->cog + o];
+                for (int64_t c0 = 0; c0 < p->cig; c0 += FLIP_TILE)
+                    for (int64_t o0 = 0; o0 < p->cog; o0 += FLIP_TILE) {
+                        const int64_t c_end = min64(c0 + FLIP_TILE, p->cig), o_end = min64(o0 + FLIP_TILE, p->cog);
+                        for (int64_t c = c0; c < c_end; c++)
+                            for (int64_t o = o0; o < o_end; o++)
+                                out[o * d->c_in + g * p->cig + c] = tap[c * d->c_out + g * p->cog + o];
+                    }
         }
 }
 

@@ -60,6 +60,9 @@ FLIPPED_CASES = {
     "2 groups": ((1, 8, 8, 18), (3, 3, 9, 12), {"padding": "same", "groups": 2}),
     "one output channel per group": ((2, 7, 9, 12), (3, 3, 4, 3), {"groups": 3}),
     "kernel 1x3": ((1, 6, 17, 9), (1, 3, 9, 40), {"padding": "same"}),
+    # Channel counts past the flip's 32-wide transpose tiles, with remainders.
+    "70 -> 45 channels": ((1, 6, 5, 70), (3, 3, 70, 45), {"padding": "same"}),
+    "2 groups of 35 -> 33": ((1, 5, 6, 70), (2, 3, 35, 66), {"padding": "same", "groups": 2}),
 }
 
 
