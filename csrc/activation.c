@@ -1,4 +1,5 @@
-/* Element-wise activations: relu and leaky_relu, forward and backward. */
+/* Element-wise activations: relu, leaky_relu, sigmoid and tanh, forward and backward. */
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -40,7 +41,8 @@ pycnn_status pycnn_activation_check(const pycnn_activation_desc *d)
         return PYCNN_ERR_NULL_POINTER;
     if (d->dtype != PYCNN_FLOAT32 && d->dtype != PYCNN_FLOAT64)
         return PYCNN_ERR_BAD_DTYPE;
-    if (d->mode != PYCNN_ACTIVATION_RELU && d->mode != PYCNN_ACTIVATION_LEAKY_RELU)
+    if (d->mode != PYCNN_ACTIVATION_RELU && d->mode != PYCNN_ACTIVATION_LEAKY_RELU &&
+        d->mode != PYCNN_ACTIVATION_SIGMOID && d->mode != PYCNN_ACTIVATION_TANH)
         return PYCNN_ERR_BAD_PARAMETER;
     if (d->count < 0)
         return PYCNN_ERR_BAD_SHAPE;

@@ -1,5 +1,8 @@
 /* The activation loops compiled with -mavx2 (setup.py gives this file only its
  * own flags); the load-time ISA choice in activation.c decides whether they run. */
+#include <math.h>
+#include <string.h>
+
 #include "internal.h"
 #include "activation.h"
 

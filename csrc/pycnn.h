@@ -141,7 +141,12 @@ pycnn_status pycnn_pool2d_backward(const pycnn_pool2d_desc *d,
                                    const void *x, const void *dy, void *dx);
 
 /* ---- Element-wise activations (any shape, seen as a flat array) ---- */
-typedef enum { PYCNN_ACTIVATION_RELU = 0, PYCNN_ACTIVATION_LEAKY_RELU = 1 } pycnn_activation_mode;
+typedef enum {
+    PYCNN_ACTIVATION_RELU = 0,
+    PYCNN_ACTIVATION_LEAKY_RELU = 1,
+    PYCNN_ACTIVATION_SIGMOID = 2,
+    PYCNN_ACTIVATION_TANH = 3,
+} pycnn_activation_mode;
 
 typedef struct {
     pycnn_dtype dtype;
@@ -152,6 +157,10 @@ typedef struct {
 
 /* relu:       y = max(x, 0), NaN stays NaN and -0 becomes +0;  dx = x > 0 ? dy : 0.
  * leaky_relu: y = x > 0 ? x : slope * x;                       dx = x > 0 ? dy : slope * dy.
+ * sigmoid:    y = 1 / (1 + exp(-x)), no overflow for any x;   dx = dy * y * (1 - y).
+ * tanh:       y = tanh(x);                                    dx = dy * (1 - y * y).
+ *   (float32 within 2 ulp of the exact value, float64 through libm; the
+ *   backward passes recompute y from x; NaN stays NaN.)
  * Outputs must not overlap the inputs. */
 pycnn_status pycnn_activation_check(const pycnn_activation_desc *d);
 pycnn_status pycnn_activation_forward(const pycnn_activation_desc *d, const void *x, void *y);

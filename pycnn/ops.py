@@ -769,7 +769,7 @@ def _elementwise_pair(op, dy, x):
     return dy, x
 
 
-_RELU, _LEAKY_RELU = 0, 1
+_RELU, _LEAKY_RELU, _SIGMOID, _TANH = 0, 1, 2, 3   # pycnn_activation_mode
 
 
 def _negative_slope(op, negative_slope):
@@ -819,26 +819,25 @@ def leaky_relu_backward(dy, x, negative_slope=0.2):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    x = as_float_array("sigmoid", "input", x)
-    return np.exp(-np.logaddexp(x.dtype.type(0), -x))
+    """1 / (1 + exp(-x)), without overflow for any x; NaN stays NaN."""
+    return _activation("sigmoid", _SIGMOID, as_float_array("sigmoid", "input", x), 0.0)
 
 
 def sigmoid_backward(dy, x):
+    """dy * s * (1 - s) with s = sigmoid(x)."""
     dy, x = _elementwise_pair("sigmoid_backward", dy, x)
-    s = sigmoid(x)
-    return dy * s * (1 - s)
+    return _activation("sigmoid_backward", _SIGMOID, x, 0.0, dy)
 
 
 def tanh(x):
-    x = as_float_array("tanh", "input", x)
-    return np.tanh(x)
+    """Hyperbolic tangent; NaN stays NaN."""
+    return _activation("tanh", _TANH, as_float_array("tanh", "input", x), 0.0)
 
 
 def tanh_backward(dy, x):
+    """dy * (1 - tanh(x)**2)."""
     dy, x = _elementwise_pair("tanh_backward", dy, x)
-    t = np.tanh(x)
-    return dy * (1 - t * t)
+    return _activation("tanh_backward", _TANH, x, 0.0, dy)
 
 
 def softmax(x, axis=-1):

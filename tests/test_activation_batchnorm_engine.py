@@ -1,8 +1,12 @@
-"""The C kernels behind relu / leaky_relu and batch normalization (csrc/activation.c, csrc/batchnorm.c).
+"""The C kernels behind relu / leaky_relu / sigmoid / tanh and batch normalization
+(csrc/activation.c, csrc/batchnorm.c).
 
 Activations: the previous NumPy expressions are the specification (np.maximum(x, 0) for relu,
 np.where(x > 0, ...) for the rest), so results must be the same bytes, NaN, infinities and
 signed zeros included, for every size around the vector width and the 16384-element blocks.
+sigmoid and tanh are checked in ulps against float64 NumPy over a dense sweep of float32
+values, against libm in float64, and their backward passes bytewise against the chain rule
+applied to their own forward output.
 
 Batch norm: float64 NumPy references (two-pass mean and biased variance), central finite
 differences in float64 for every gradient, PyTorch's batch_norm as an oracle, accuracy of the
@@ -154,7 +158,8 @@ def test_activations_threads_bit_identical(rng):
     for threads in (1, 2, 3):
         pycnn.set_num_threads(threads)
         results.append([ops.relu(x), ops.relu_backward(dy, x), ops.leaky_relu(x, 0.3),
-                        ops.leaky_relu_backward(dy, x, 0.3)])
+                        ops.leaky_relu_backward(dy, x, 0.3), ops.sigmoid(x), ops.sigmoid_backward(dy, x),
+                        ops.tanh(x), ops.tanh_backward(dy, x)])
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert a.tobytes() == b.tobytes()
@@ -170,7 +175,8 @@ def test_portable_and_simd_loops_agree():
             "    x = rng.standard_normal(40_003).astype(dtype); x[::97] = np.nan; x[::89] = -0.0\n"
             "    dy = rng.standard_normal(40_003).astype(dtype)\n"
             "    for y in (ops.relu(x), ops.relu_backward(dy, x), ops.leaky_relu(x, 0.3),\n"
-            "              ops.leaky_relu_backward(dy, x, 0.3)):\n"
+            "              ops.leaky_relu_backward(dy, x, 0.3), ops.sigmoid(x), ops.sigmoid_backward(dy, x),\n"
+            "              ops.tanh(x), ops.tanh_backward(dy, x)):\n"
             "        h.update(y.tobytes())\n"
             "print(h.hexdigest())\n")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,6 +191,66 @@ def test_portable_and_simd_loops_agree():
         assert out.returncode == 0, out.stderr
         digests[isa] = out.stdout.strip()
     assert digests["ref"] == digests[None]
+
+
+def _ulps(got, exact):
+    """|got - exact| in units of float32's spacing at the exact value."""
+    spacing = np.spacing(np.abs(exact.astype(np.float32))).astype(np.float64)
+    return np.abs(got.astype(np.float64) - exact) / spacing
+
+
+def _float32_sweep(rng):
+    """Every region of both functions: dense over [-110, 110], around tanh's switch at |x| = 0.625,
+    tiny values, the denormal outputs of sigmoid near -100, and random normals."""
+    return np.concatenate([np.linspace(-110, 110, 1_000_001), np.linspace(-0.7, 0.7, 100_001),
+                           np.geomspace(1e-30, 1e-3, 1000), -np.geomspace(1e-30, 1e-3, 1000),
+                           np.linspace(-104, -86, 10_001), 4 * rng.standard_normal(100_000)]).astype(np.float32)
+
+
+def test_sigmoid_and_tanh_float32_within_3_ulp(rng):
+    x = _float32_sweep(rng)
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exact_sigmoid = 1.0 / (1.0 + np.exp(-x64))
+    exact_tanh = np.tanh(x64)
+    assert _ulps(ops.sigmoid(x), exact_sigmoid).max() <= 3
+    assert _ulps(ops.tanh(x), exact_tanh).max() <= 2
+
+
+def test_sigmoid_and_tanh_float64_match_libm(rng):
+    x = np.concatenate([np.linspace(-700, 700, 20_001), rng.standard_normal(10_000)])   # 1 / (1 + e^-x) exact here
+    with np.errstate(over="ignore"):
+        exact = 1.0 / (1.0 + np.exp(-x))
+    np.testing.assert_allclose(ops.sigmoid(x), exact, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(ops.tanh(x), np.tanh(x), rtol=1e-15, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_and_tanh_special_values(dtype):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e4, -1e4], dtype)
+    s, t = ops.sigmoid(x), ops.tanh(x)
+    assert np.isnan(s[0]) and np.isnan(t[0])
+    np.testing.assert_array_equal(s[1:], [1, 0, 0.5, 0.5, 1, 0])
+    np.testing.assert_array_equal(t[1:], [1, -1, 0, 0, 1, -1])
+    assert np.signbit(t[4]) and not np.signbit(t[3])   # tanh keeps the sign of zero
+    dy = np.full_like(x, 2.0)
+    ds, dt = ops.sigmoid_backward(dy, x), ops.tanh_backward(dy, x)
+    assert np.isnan(ds[0]) and np.isnan(dt[0])
+    np.testing.assert_array_equal(ds[1:], [0, 0, 0.5, 0.5, 0, 0])
+    np.testing.assert_array_equal(dt[1:], [0, 0, 2, 2, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [0, 1, 17, 16385, 3 * 16384 + 5])
+def test_sigmoid_and_tanh_backward_is_the_chain_rule_on_the_forward_output(rng, dtype, size):
+    """The backward passes recompute y from x exactly as the forward pass does."""
+    x, dy = _values(rng, size, dtype), _values(rng, size, dtype)
+    one = dtype(1)
+    with np.errstate(all="ignore"):
+        y = ops.sigmoid(x)
+        _same_bytes(ops.sigmoid_backward(dy, x), dy * y * (one - y), "sigmoid_backward")
+        t = ops.tanh(x)
+        _same_bytes(ops.tanh_backward(dy, x), dy * (one - t * t), "tanh_backward")
 
 
 def test_activation_argument_errors():
