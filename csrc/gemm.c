@@ -13,6 +13,8 @@
 static const ukernel_f32_info *ukernel_f32 = &pycnn_gemm_ukernel_ref_f32;
 static const ukernel_f64_info *ukernel_f64 = &pycnn_gemm_ukernel_ref_f64;
 static const char *isa_name = "ref";
+/* Loops built twice (see gemm_small_m.h) take their AVX2 build with a SIMD kernel. */
+static int simd_loops = 0;
 
 static int cpu_has(const char *isa)
 {
@@ -34,12 +36,14 @@ static void use_isa(const char *isa)
         ukernel_f32 = &pycnn_gemm_ukernel_avx512_f32;
         ukernel_f64 = &pycnn_gemm_ukernel_avx512_f64;
         isa_name = "avx512";
+        simd_loops = 1;
         return;
     }
     if (strcmp(isa, "avx2") == 0) {
         ukernel_f32 = &pycnn_gemm_ukernel_avx2_f32;
         ukernel_f64 = &pycnn_gemm_ukernel_avx2_f64;
         isa_name = "avx2";
+        simd_loops = 1;
         return;
     }
 #endif
@@ -47,6 +51,7 @@ static void use_isa(const char *isa)
     ukernel_f32 = &pycnn_gemm_ukernel_ref_f32;
     ukernel_f64 = &pycnn_gemm_ukernel_ref_f64;
     isa_name = "ref";
+    simd_loops = 0;
 }
 
 /* Runs once when the library loads, before any kernel can be called. */

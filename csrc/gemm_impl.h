@@ -73,6 +73,21 @@ static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
     }
 }
 
+/* The small-M loop, portable and (on x86) again with 8-lane AVX2 vectors: the
+ * same operations in the same order, so both give identical results. */
+#define SMALL_M_TARGET
+#define SMALL_M_FN FN(small_m_portable)
+#include "gemm_small_m.h"
+#undef SMALL_M_TARGET
+#undef SMALL_M_FN
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+#define SMALL_M_TARGET __attribute__((target("avx2")))
+#define SMALL_M_FN FN(small_m_avx2)
+#include "gemm_small_m.h"
+#undef SMALL_M_TARGET
+#undef SMALL_M_FN
+#endif
+
 void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
 {
     if (g->m <= 0 || g->n <= 0)
@@ -86,33 +101,14 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
     }
     if (g->m <= GEMM_SMALL_M && !g->trans_b) {
         /* A few rows (a dense layer at batch 1-4): packing would copy all of B to use it
-         * once, so stream B's rows straight into C instead (memory-bound either way). */
-        for (int64_t i = 0; i < g->m && !g->accumulate; i++)
-            for (int64_t j = 0; j < g->n; j++)
-                c[i * g->ldc + j] = 0;
-        /* Four rows of B per sweep over C: four streams in flight, a quarter of the C updates. */
-#define A_AT(i, p) (g->trans_a ? a[(p) * g->lda + (i)] : a[(i) * g->lda + (p)])
-        int64_t p = 0;
-        for (; p + 4 <= g->k; p += 4) {
-            const T *restrict b0 = b + p * g->ldb, *restrict b1 = b0 + g->ldb;
-            const T *restrict b2 = b1 + g->ldb, *restrict b3 = b2 + g->ldb;
-            for (int64_t i = 0; i < g->m; i++) {
-                const T a0 = A_AT(i, p), a1 = A_AT(i, p + 1), a2 = A_AT(i, p + 2), a3 = A_AT(i, p + 3);
-                T *restrict c_row = c + i * g->ldc;
-                for (int64_t j = 0; j < g->n; j++)
-                    c_row[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
-            }
+         * once, so B's rows stream straight into C instead (memory-bound either way). */
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+        if (simd_loops) {
+            FN(small_m_avx2)(g, a, b, c);
+            return;
         }
-        for (; p < g->k; p++) {
-            const T *restrict b_row = b + p * g->ldb;
-            for (int64_t i = 0; i < g->m; i++) {
-                const T a_ip = A_AT(i, p);
-                T *restrict c_row = c + i * g->ldc;
-                for (int64_t j = 0; j < g->n; j++)
-                    c_row[j] += a_ip * b_row[j];
-            }
-        }
-#undef A_AT
+#endif
+        FN(small_m_portable)(g, a, b, c);
         return;
     }
     /* Packed A block, then packed B panel: the layout gemm_pack_bytes() sizes. */
