@@ -21,7 +21,7 @@ static int windows_overlap(const pycnn_pool2d_desc *d)
     return d->stride_h < d->kh || d->stride_w < d->kw;
 }
 
-/* Backward without overlap: the first dx row owned by the band of output rows
+/* Backward: the first dx row owned by the band of output rows
  * starting at oy (its first window row, or the image edge), so that the gap
  * rows no window covers belong to exactly one band. */
 static int64_t band_first_row(const pycnn_pool2d_desc *d, int64_t oy)
@@ -33,28 +33,13 @@ static int64_t band_first_row(const pycnn_pool2d_desc *d, int64_t oy)
     return min64(max64(oy * d->stride_h - d->pad_top, 0), d->h);
 }
 
-/* How each image's work is split: `bands` runs of output rows times `chunks`
- * channel ranges.  Both stay 1 when there are at least as many images as
- * threads; a single large image is split by rows (forward, and backward
- * without overlap: the bands' outputs are disjoint) or, when overlapping
- * windows add into shared dx rows, by channels (at least 16 per chunk, a
- * cache line of floats).  Neither split changes any arithmetic. */
-typedef struct {
-    int64_t bands, chunks;
-} pool_split;
-
-static pool_split split_images(const pycnn_pool2d_desc *d, int backward)
+/* Bands of output rows per image: 1 when there are at least as many images
+ * as threads, else enough for every thread (a single large image).  Bands
+ * never change any arithmetic (see pool_rows). */
+static int64_t image_bands(const pycnn_pool2d_desc *d)
 {
-    pool_split split = {1, 1};
     const int64_t threads = pycnn_get_num_threads(), n = max64(d->n, 1);
-    if (n >= threads)
-        return split;
-    const int64_t wanted = (threads + n - 1) / n;
-    if (backward && windows_overlap(d))
-        split.chunks = max64(1, min64(wanted, d->c / 16));
-    else
-        split.bands = max64(1, min64(wanted, d->oh));
-    return split;
+    return n >= threads ? 1 : max64(1, min64((threads + n - 1) / n, d->oh));
 }
 
 /* Joining two half vectors (narrow channel groups) needs __builtin_shufflevector. */

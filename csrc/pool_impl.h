@@ -105,9 +105,11 @@ POOL_INLINE void FN(max_forward_group)(const T *corner, T *out, int64_t row_stri
 /* Max backward of one group: the first pass finds the window's value under
  * MAX_TAKES (the first NaN if there is one, else the maximum); the second
  * walks the cells in the same order and hands g to the first cell equal to it
- * (the first NaN when it is NaN; no cell is NaN when it is not). */
+ * (the first NaN when it is NaN; no cell is NaN when it is not).  Only window
+ * rows [ky_lo, ky_hi) are written (a band of dx rows, see pool_rows). */
 POOL_INLINE void FN(max_backward_group)(const T *x_corner, const T *dy, T *dx_corner, int64_t row_stride,
-                                        int64_t C, int64_t rows, int64_t cols, int64_t gn, int accumulate)
+                                        int64_t C, int64_t rows, int64_t cols, int64_t gn, int accumulate,
+                                        int64_t ky_lo, int64_t ky_hi)
 {
     const FN(vec) zero = {0};
     const int64_t nv = (gn + LANES - 1) / LANES;
@@ -126,6 +128,8 @@ POOL_INLINE void FN(max_backward_group)(const T *x_corner, const T *dy, T *dx_co
                 share[j] = FN(select)(hit, left[j], zero);
                 left[j] = FN(select)(hit, zero, left[j]);
             }
+            if (ky < ky_lo || ky >= ky_hi)
+                continue;
             /* All loads before all stores: overlapping vectors must not add twice. */
             if (accumulate)
                 for (int64_t j = 0; j < nv; j++)
@@ -168,16 +172,16 @@ POOL_INLINE void FN(forward_window)(const pycnn_pool2d_desc *d, const T *restric
  * window's first maximal cell, average spreads it evenly.  Every cell of the
  * window is written: `accumulate` adds into dx (overlapping windows),
  * otherwise dx is stored, as 0 + g so that a -0 gradient lands as +0 exactly
- * as when added to a zeroed dx.
+ * as when added to a zeroed dx.  Only window rows [ky_lo, ky_hi) are written.
  * Max works a group of channels at a time, full groups with a constant width. */
 POOL_INLINE void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restrict x_corner,
                                      const T *restrict dy, T *restrict dx_corner, int64_t rows, int64_t cols,
-                                     int64_t cn, int accumulate)
+                                     int64_t cn, int accumulate, int64_t ky_lo, int64_t ky_hi)
 {
     const int64_t C = d->c, row_stride = d->w * d->c;
     if (d->mode == PYCNN_POOL_AVG) {
         const T inv_cells = (T)1 / (T)(rows * cols);
-        for (int64_t ky = 0; ky < rows; ky++)
+        for (int64_t ky = ky_lo; ky < ky_hi; ky++)
             for (int64_t kx = 0; kx < cols; kx++) {
                 T *out = dx_corner + ky * row_stride + kx * C;
                 if (accumulate)
@@ -192,10 +196,10 @@ POOL_INLINE void FN(backward_window)(const pycnn_pool2d_desc *d, const T *restri
     int64_t g0 = 0;
     for (; g0 + GROUP <= cn; g0 += GROUP)
         FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, GROUP,
-                               accumulate);
+                               accumulate, ky_lo, ky_hi);
     if (g0 < cn)
         FN(max_backward_group)(x_corner + g0, dy + g0, dx_corner + g0, row_stride, C, rows, cols, cn - g0,
-                               accumulate);
+                               accumulate, ky_lo, ky_hi);
 }
 
 /* Zeroes dx cells [ix0, ix1) of rows [iy0, iy1), channels [c0, c0 + cn). */
@@ -215,11 +219,12 @@ static POOL_TARGET void FN(zero_cells)(const pycnn_pool2d_desc *d, T *dx_image, 
 
 /* Output row oy of one image, channels [c0, c0 + cn): y0..y1 are its window
  * rows clipped to the image.  Backward without overlap also zeroes the cells
- * of rows y0..y1 that no window covers.  `window` is 0, or the (square) window
- * size as a constant for the copies that unroll whole windows. */
+ * of rows y0..y1 that no window covers; with overlap, only window rows
+ * [ky_lo, ky_hi) are written.  `window` is 0, or the (square) window size as a
+ * constant for the copies that unroll whole windows. */
 POOL_INLINE void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image, T *out_image,
                               int64_t oy, int64_t y0, int64_t y1, int64_t c0, int64_t cn, int64_t window,
-                              int backward, int accumulate)
+                              int backward, int accumulate, int64_t ky_lo, int64_t ky_hi)
 {
     /* A local copy: stores through out_image cannot change it, so nothing is reloaded per window. */
     const pycnn_pool2d_desc s = *d;
@@ -244,21 +249,23 @@ POOL_INLINE void FN(pool_row)(const pycnn_pool2d_desc *d, const T *image, const 
         }
         if (whole)
             FN(backward_window)(&s, image + corner, dy_image + cell_out, out_image + corner, window, window, cn,
-                                accumulate);
+                                accumulate, ky_lo, ky_hi);
         else
             FN(backward_window)(&s, image + corner, dy_image + cell_out, out_image + corner, rows, x1 - x0, cn,
-                                accumulate);
+                                accumulate, ky_lo, ky_hi);
     }
     if (backward && !accumulate && covered_x < s.w)
         FN(zero_cells)(d, out_image, y0, y1, covered_x, s.w, c0, cn);
 }
 
 /* Output rows [oy0, oy1) of one image, channels [c0, c0 + cn).  Forward
- * writes out = y.  Backward writes out = dx: without overlap, every element of
- * the dx rows these output rows own (see band_first_row) once, cells in no
- * window as zeros; overlapping windows (always all rows, oy0 = 0, oy1 = oh)
- * add into dx rows zeroed just before their first window, in (oy, ox) order,
- * so the sums do not depend on how the work is split. */
+ * writes out = y.  Backward writes out = dx rows [first_row, end_row), the
+ * rows this band owns (see band_first_row): without overlap, each element
+ * once, cells in no window as zeros; with overlapping windows, the output rows
+ * just before the band reach into its rows too, so they are visited as well,
+ * each window adding only into owned rows, into rows zeroed just before their
+ * first window.  Every dx element thus gets its gradients in (oy, ox) order
+ * whatever the bands, so the sums do not depend on the split. */
 static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image, const T *dy_image,
                                       T *out_image, int64_t oy0, int64_t oy1, int64_t c0, int64_t cn,
                                       int backward, int *stop)
@@ -267,25 +274,38 @@ static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image
 #if POOL_SPECIALIZE
     const int64_t window = d->kh == d->kw && (d->kh == 2 || d->kh == 3) ? d->kh : 0;
 #endif
-    int64_t ready_rows = band_first_row(d, oy0);   /* backward: dx rows before it are owned or written */
-    for (int64_t oy = oy0; oy < oy1; oy++) {
+    const int64_t first_row = band_first_row(d, oy0), end_row = band_first_row(d, oy1);
+    int64_t oy_start = oy0;
+    while (backward && accumulate && oy_start > 0 &&
+           (oy_start - 1) * d->stride_h - d->pad_top + d->kh > first_row)
+        oy_start--;
+    int64_t ready_rows = first_row;   /* backward: owned dx rows before it are written or zeroed */
+    for (int64_t oy = oy_start; oy < oy1; oy++) {
         /* Poll per output row too: one large image can take seconds. */
         if (stop_requested(stop))
             return;
         const int64_t y0 = max64(oy * d->stride_h - d->pad_top, 0);
         const int64_t y1 = min64(oy * d->stride_h - d->pad_top + d->kh, d->h);
+        int64_t ky_lo = 0, ky_hi = y1 - y0;
         if (backward) {
-            const int64_t zero_to = accumulate ? y1 : y0;
+            if (accumulate) {
+                ky_lo = max64(first_row - y0, 0);
+                ky_hi = min64(end_row, y1) - y0;
+            }
+            /* Rows this window writes: stored whole without overlap, added into with it. */
+            const int64_t zero_to = accumulate ? y0 + ky_hi : y0;
             if (ready_rows < zero_to)
                 FN(zero_cells)(d, out_image, ready_rows, zero_to, 0, d->w, c0, cn);
-            ready_rows = max64(ready_rows, y1);
+            ready_rows = max64(ready_rows, y0 + ky_hi);
+            if (ky_lo >= ky_hi)
+                continue;
         }
         /* Narrow channel counts (grayscale, RGB, LeNet's 6 and 16), with 2x2
          * and 3x3 windows, get copies with them as constants: the loops over
          * channels and cells unroll into a few vector operations with no
          * per-window loop overhead (which wide layers amortize). */
 #define POOL_ROW_K(channels, k) \
-    FN(pool_row)(d, image, dy_image, out_image, oy, y0, y1, c0, channels, k, backward, accumulate)
+    FN(pool_row)(d, image, dy_image, out_image, oy, y0, y1, c0, channels, k, backward, accumulate, ky_lo, ky_hi)
 #define POOL_ROW(channels) \
     (window == 2 ? POOL_ROW_K(channels, 2) : window == 3 ? POOL_ROW_K(channels, 3) : POOL_ROW_K(channels, 0))
 #if POOL_SPECIALIZE
@@ -303,36 +323,32 @@ static POOL_TARGET void FN(pool_rows)(const pycnn_pool2d_desc *d, const T *image
 #undef POOL_ROW_K
 #undef POOL_ROW
     }
-    const int64_t end_row = band_first_row(d, oy1);
     if (backward && ready_rows < end_row)
         FN(zero_cells)(d, out_image, ready_rows, end_row, 0, d->w, c0, cn);
 }
 
 /* Forward (backward = 0): out = y.  Backward: out = dx.  Work items are
- * (image, band of output rows, channel chunk); every output and every dx
- * element is computed the same way whatever the split (see pool_split), so
- * results do not depend on the thread count. */
+ * (image, band of output rows); every output and every dx element is computed
+ * the same way whatever the bands (see pool_rows), so results do not depend on
+ * the thread count. */
 static POOL_TARGET pycnn_status FN(pool_run)(const pycnn_pool2d_desc *d, const T *x, const T *dy, T *out,
                                              int backward)
 {
     const int64_t in_size = d->h * d->w * d->c, out_size = d->oh * d->ow * d->c;
-    const pool_split split = split_images(d, backward);
-    const int64_t chunk_c = (d->c + split.chunks - 1) / split.chunks;
-    const int64_t per_image = split.bands * split.chunks, items = d->n * per_image;
+    const int64_t bands = image_bands(d), items = d->n * bands;
     int stop = 0;
     #pragma omp parallel for schedule(static) num_threads(worker_threads(items, d->n * in_size))
     for (int64_t item = 0; item < items; item++) {
         if (stop_requested(&stop))
             continue;
-        const int64_t n = item / per_image, band = item % per_image / split.chunks;
-        const int64_t c0 = item % split.chunks * chunk_c, cn = min64(chunk_c, d->c - c0);
-        const int64_t oy0 = band * d->oh / split.bands, oy1 = (band + 1) * d->oh / split.bands;
-        if (cn <= 0 || oy0 >= oy1)
+        const int64_t n = item / bands, band = item % bands;
+        const int64_t oy0 = band * d->oh / bands, oy1 = (band + 1) * d->oh / bands;
+        if (oy0 >= oy1)
             continue;
         if (backward)
-            FN(pool_rows)(d, x + n * in_size, dy + n * out_size, out + n * in_size, oy0, oy1, c0, cn, 1, &stop);
+            FN(pool_rows)(d, x + n * in_size, dy + n * out_size, out + n * in_size, oy0, oy1, 0, d->c, 1, &stop);
         else
-            FN(pool_rows)(d, x + n * in_size, NULL, out + n * out_size, oy0, oy1, c0, cn, 0, &stop);
+            FN(pool_rows)(d, x + n * in_size, NULL, out + n * out_size, oy0, oy1, 0, d->c, 0, &stop);
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }

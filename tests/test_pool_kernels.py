@@ -4,7 +4,8 @@ The kernel works on vectors of channels in groups of constant width (the
 last vector of a group overlapping its neighbour when the lanes do not divide
 the channels), has copies for narrow channel counts, stores dx directly when
 windows do not overlap (zeroing cells no window covers) and adds into it when
-they do, splits one image by row bands or channel chunks across threads, and
+they do, splits one image by row bands across threads (with overlapping
+windows, each band adds only into the dx rows it owns), and
 is built twice for float32 (portable and AVX2, chosen with PYCNN_ISA).  So the
 sweeps here vary the channel count across those widths, the window overlap
 (none, gaps, one axis, both), padding, ties, NaN and infinities, threads and
@@ -119,14 +120,17 @@ def _run_threads(fn, threads):
     return fn()
 
 
-# One image large enough to be split (2**18 elements and more): forward and
-# non-overlapping backward by row bands, overlapping backward by channel chunks;
-# and two images at three threads (two bands per image).
+# One image large enough to be split (2**18 elements and more) into row bands, with
+# windows that overlap the band boundaries (3x3 stride 1 reaches two rows into the
+# next band, 5x5 stride 2 with padding two and a half); and two images at three
+# threads (two bands per image).
 @pytest.mark.parametrize("shape, window", [
     ((1, 64, 66, 64), (2, 2, "valid")),
     ((1, 65, 67, 61), (3, 3, "same")),
     ((1, 66, 64, 70), (3, 2, "same")),
     ((1, 130, 129, 17), ((3, 2), (1, 2), "valid")),
+    ((1, 61, 59, 24), (3, 1, "same")),
+    ((1, 67, 65, 16), (5, 2, "same")),
     ((2, 64, 64, 40), (3, 2, "same")),
     ((2, 64, 64, 40), (2, 3, "valid")),
 ], ids=str)
