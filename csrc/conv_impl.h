@@ -736,7 +736,8 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
                 const gemm_args args = {1, 0, !first, p->k, p->cog, rows, lda, d->c_out, d->c_out};
                 FN(gemm)(&args, a, dy_chunk + g * p->cog, dw_part + g * p->cog, pack);
             }
-            FN(add_row_sums)(dy_chunk, rows, d->c_out, d->c_out, db_part);
+            if (dbias != NULL)   /* a layer without bias skips the pass over dy */
+                FN(add_row_sums)(dy_chunk, rows, d->c_out, d->c_out, db_part);
             first = 0;
         }
         if (first)   /* no chunk reached this slot (interrupted): contribute zeros */
