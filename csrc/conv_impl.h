@@ -166,19 +166,21 @@ void FN(col2im)(const pycnn_conv2d_desc *d, int64_t cig, int64_t group,
 #define FLIP_TILE 32
 void FN(flip_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *flipped)
 {
-    for (int64_t i = 0; i < d->kh; i++)
-        for (int64_t j = 0; j < d->kw; j++) {
-            const T *tap = w + ((d->kh - 1 - i) * d->kw + (d->kw - 1 - j)) * p->cig * d->c_out;
-            T *out = flipped + (i * d->kw + j) * p->cog * d->c_in;
-            for (int64_t g = 0; g < d->groups; g++)
-                for (int64_t c0 = 0; c0 < p->cig; c0 += FLIP_TILE)
-                    for (int64_t o0 = 0; o0 < p->cog; o0 += FLIP_TILE) {
-                        const int64_t c_end = min64(c0 + FLIP_TILE, p->cig), o_end = min64(o0 + FLIP_TILE, p->cog);
-                        for (int64_t c = c0; c < c_end; c++)
-                            for (int64_t o = o0; o < o_end; o++)
-                                out[o * d->c_in + g * p->cig + c] = tap[c * d->c_out + g * p->cog + o];
-                    }
-        }
+    /* Taps in parallel: a copy, so the split cannot change any value. */
+    #pragma omp parallel for schedule(static) num_threads(worker_threads(d->kh * d->kw, p->k * d->c_out))
+    for (int64_t t = 0; t < d->kh * d->kw; t++) {
+        const int64_t i = t / d->kw, j = t % d->kw;
+        const T *tap = w + ((d->kh - 1 - i) * d->kw + (d->kw - 1 - j)) * p->cig * d->c_out;
+        T *out = flipped + t * p->cog * d->c_in;
+        for (int64_t g = 0; g < d->groups; g++)
+            for (int64_t c0 = 0; c0 < p->cig; c0 += FLIP_TILE)
+                for (int64_t o0 = 0; o0 < p->cog; o0 += FLIP_TILE) {
+                    const int64_t c_end = min64(c0 + FLIP_TILE, p->cig), o_end = min64(o0 + FLIP_TILE, p->cog);
+                    for (int64_t c = c0; c < c_end; c++)
+                        for (int64_t o = o0; o < o_end; o++)
+                            out[o * d->c_in + g * p->cig + c] = tap[c * d->c_out + g * p->cog + o];
+                }
+    }
 }
 
 /* y[r, c] += bias[c] for every row (rows ld elements apart). */
