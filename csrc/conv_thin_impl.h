@@ -1,0 +1,437 @@
+/*
+ * Direct kernels for thin groups (few channels per group, depthwise included),
+ * written once for float and double and compiled once per ISA: conv.c includes
+ * this with T, FN(name), THIN_TARGET (a target attribute or nothing),
+ * THIN_VEC_BYTES (the vector width), THIN_VECS (vectors of channels per
+ * block) and THIN_PIXELS (output pixels per block) defined.  A block's sums
+ * stay in registers across the taps; every element is still summed in the
+ * same order (taps, then j) however pixels and channels are blocked.
+ *
+ * Channel expansion: xe[pixel][j][co] = x[pixel][(co / cog) * cig + j] puts the
+ * j-th input of output channel co in lane co, so that
+ *     y[p][co]      = bias[co] + sum_tap sum_j xe[p + tap][j][co] * w[tap][j][co]
+ *     dw[tap][j][co] += xe[p + tap][j][co] * dy[p][co]
+ * are the depthwise loops with a j loop (the Keras weights are w[tap][j][co]).
+ * Backward-data is the same gather with dye[p][k][ci] = dy[p][(ci / cig) * cog + k]
+ * and wt[tap][k][ci] = w[tap][ci % cig][(ci / cig) * cog + k].  Both have
+ * cig * c_out values per pixel.  Rows are expanded on demand into a ring of
+ * rows per slot (row r in ring row r % R, tagged with r; R = the rows one
+ * output row's window spans), so each row is expanded about once per chunk.
+ * Depthwise multiplier 1 (cig = cog = 1) needs no expansion: rows are read in place.
+ */
+
+#define THIN_LANES ((int64_t)(THIN_VEC_BYTES / sizeof(T)))
+#define THIN_BLOCK (THIN_VECS * THIN_LANES)   /* channels of a block */
+typedef T FN(vec) __attribute__((vector_size(THIN_VEC_BYTES)));
+typedef T FN(vec_u) __attribute__((vector_size(THIN_VEC_BYTES), aligned(sizeof(T)), may_alias));
+#define VLOAD(ptr) (*(const FN(vec_u) *)(ptr))
+#define VSTORE(ptr, v) (*(FN(vec_u) *)(ptr) = (v))
+/* The loop over a group's channels (q) stays a loop: unrolled, its pointers (one per pixel and q) spill. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define THIN_ROLLED _Pragma("GCC unroll 1")
+#else
+#define THIN_ROLLED
+#endif
+
+/* dst[pixel][t][g * b + u] = src[pixel][g * a + t] for t < a, u < b, g < groups:
+ * the expansion, with (a, b) = (cig, cog) for x and (cog, cig) for dy.
+ * Inlined with a constant b, so that each value is one broadcast store. */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_expand_pixels)(
+    const T *restrict src, int64_t pixels, int64_t groups, int64_t a, int64_t b, T *restrict dst)
+{
+    const int64_t lanes = groups * b;
+    for (int64_t px = 0; px < pixels; px++, src += groups * a, dst += a * lanes)
+        for (int64_t t = 0; t < a; t++)
+            for (int64_t g = 0; g < groups; g++) {
+                const T v = src[g * a + t];
+                for (int64_t u = 0; u < b; u++)
+                    dst[t * lanes + g * b + u] = v;
+            }
+}
+
+static THIN_TARGET void FN(thin_expand_row)(const T *src, int64_t pixels, int64_t groups, int64_t a, int64_t b,
+                                            T *dst)
+{
+    switch (b) {
+    case 1: FN(thin_expand_pixels)(src, pixels, groups, a, 1, dst); break;
+    case 2: FN(thin_expand_pixels)(src, pixels, groups, a, 2, dst); break;
+    case 4: FN(thin_expand_pixels)(src, pixels, groups, a, 4, dst); break;
+    case 8: FN(thin_expand_pixels)(src, pixels, groups, a, 8, dst); break;
+    default: FN(thin_expand_pixels)(src, pixels, groups, a, b, dst); break;
+    }
+}
+
+/* Element offset of (expanded) row `row` (an index into all n * height rows):
+ * its ring row, filled first if it holds another row, or the row in place. */
+static inline THIN_TARGET int64_t FN(thin_row)(const conv_plan *p, int64_t row, int64_t ring_rows, int64_t pixels,
+                                               const T *src, int64_t src_channels, int64_t a, int64_t b,
+                                               T *ring, int64_t *tags)
+{
+    if (!p->expand)
+        return row * pixels * src_channels;
+    const int64_t r = row % ring_rows, len = pixels * a * b * (src_channels / a);
+    if (tags[r] != row) {
+        FN(thin_expand_row)(src + row * pixels * src_channels, pixels, src_channels / a, a, b, ring + r * len);
+        tags[r] = row;
+    }
+    return r * len;
+}
+
+/* The taps of output pixels that share a window shape: kernel rows
+ * [i_lo, i_hi) and columns [j_lo, j_hi), the first pixel's window at input
+ * column ix0 (the next pixels stride_w columns further). */
+typedef struct {
+    int64_t i_lo, i_hi, j_lo, j_hi, ix0;
+} FN(thin_taps);
+
+/* Channels [c0, c0 + THIN_BLOCK) of `pixels` (1 or THIN_PIXELS) consecutive
+ * output pixels of one row.  `rows` + row_at[i] is the expanded input row of
+ * kernel row i; inlined with constant cig and pixels. */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_vec)(
+    const pycnn_conv2d_desc *d, int64_t cig, int64_t pixels, const FN(thin_taps) *t, const T *rows,
+    const int64_t *row_at, const T *w, const T *bias, T *out, int64_t c0)
+{
+    const int64_t C = d->c_out, E = cig * C, step = d->stride_w * E;
+    FN(vec) acc[THIN_PIXELS][THIN_VECS];
+    for (int64_t v = 0; v < THIN_VECS; v++) {
+        FN(vec) start = {0};
+        if (bias != NULL)
+            start = VLOAD(bias + c0 + v * THIN_LANES);
+        for (int64_t px = 0; px < pixels; px++)
+            acc[px][v] = start;
+    }
+    for (int64_t i = t->i_lo; i < t->i_hi; i++) {
+        for (int64_t j = t->j_lo; j < t->j_hi; j++) {
+            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E + c0;
+            const T *wp = w + (i * d->kw + j) * E + c0;
+            THIN_ROLLED
+            for (int64_t q = 0; q < cig; q++, xp += C, wp += C)
+                for (int64_t v = 0; v < THIN_VECS; v++) {
+                    const FN(vec) wv = VLOAD(wp + v * THIN_LANES);
+                    for (int64_t px = 0; px < pixels; px++)
+                        acc[px][v] += VLOAD(xp + px * step + v * THIN_LANES) * wv;
+                }
+        }
+    }
+    for (int64_t px = 0; px < pixels; px++)
+        for (int64_t v = 0; v < THIN_VECS; v++)
+            VSTORE(out + px * C + c0 + v * THIN_LANES, acc[px][v]);
+}
+
+/* The last C % THIN_BLOCK channels of one output pixel, in the same order. */
+static inline THIN_TARGET void FN(thin_forward_tail)(const pycnn_conv2d_desc *d, int64_t cig, const FN(thin_taps) *t,
+                                                     const T *rows, const int64_t *row_at, const T *w,
+                                                     const T *bias, T *out, int64_t c0)
+{
+    const int64_t C = d->c_out, E = cig * C;
+    for (int64_t c = c0; c < C; c++) {
+        T acc = bias != NULL ? bias[c] : 0;
+        for (int64_t i = t->i_lo; i < t->i_hi; i++)
+            for (int64_t j = t->j_lo; j < t->j_hi; j++) {
+                const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E + c;
+                const T *wp = w + (i * d->kw + j) * E + c;
+                for (int64_t q = 0; q < cig; q++)
+                    acc += xp[q * C] * wp[q * C];
+            }
+        out[c] = acc;
+    }
+}
+
+/* Output pixels [ox, ox_end) of output row `oy`: THIN_PIXELS at a time where
+ * their windows lie wholly inside the image's columns, one at a time elsewhere. */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_row)(
+    const pycnn_conv2d_desc *d, int64_t cig, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
+    const T *rows, const int64_t *row_at, const T *w, const T *bias, T *out_row)
+{
+    const int64_t C = d->c_out, full = C - C % THIN_BLOCK;
+    while (ox < ox_end) {
+        FN(thin_taps) t = {i_lo, i_hi, 0, 0, ox * d->stride_w - d->pad_left};
+        conv_taps_inside(d, t.ix0, &t.j_lo, &t.j_hi);
+        int64_t pixels = 1;
+        if (ox + THIN_PIXELS <= ox_end && t.j_lo == 0 && t.j_hi == d->kw) {
+            int64_t lo, hi;   /* the group's last window: inside too, so all between are */
+            conv_taps_inside(d, t.ix0 + (THIN_PIXELS - 1) * d->stride_w, &lo, &hi);
+            if (hi == d->kw)
+                pixels = THIN_PIXELS;
+        }
+        T *out = out_row + ox * C;
+        for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK) {
+            if (pixels == THIN_PIXELS)
+                FN(thin_forward_vec)(d, cig, THIN_PIXELS, &t, rows, row_at, w, bias, out, c0);
+            else
+                FN(thin_forward_vec)(d, cig, 1, &t, rows, row_at, w, bias, out, c0);
+        }
+        for (int64_t px = 0; px < pixels && full < C; px++) {
+            FN(thin_taps) one = t;
+            one.ix0 += px * d->stride_w;
+            FN(thin_forward_tail)(d, cig, &one, rows, row_at, w, bias, out + px * C, full);
+        }
+        ox += pixels;
+    }
+}
+
+/* Adds `pixels` output pixels' filter gradient for channels [c0, c0 + THIN_BLOCK)
+ * into dw_part [kh * kw][cig][c_out], pixel after pixel (the order of the
+ * one-pixel case); the blocks of dy stay in registers. */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_filter_vec)(
+    const pycnn_conv2d_desc *d, int64_t cig, int64_t pixels, const FN(thin_taps) *t, const T *rows,
+    const int64_t *row_at, const T *dy_pixel, T *dw_part, int64_t c0)
+{
+    const int64_t C = d->c_out, E = cig * C, step = d->stride_w * E;
+    FN(vec) g[THIN_PIXELS][THIN_VECS];
+    for (int64_t px = 0; px < pixels; px++)
+        for (int64_t v = 0; v < THIN_VECS; v++)
+            g[px][v] = VLOAD(dy_pixel + px * C + c0 + v * THIN_LANES);
+    for (int64_t i = t->i_lo; i < t->i_hi; i++) {
+        for (int64_t j = t->j_lo; j < t->j_hi; j++) {
+            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E + c0;
+            T *dwp = dw_part + (i * d->kw + j) * E + c0;
+            THIN_ROLLED
+            for (int64_t q = 0; q < cig; q++, xp += C, dwp += C)
+                for (int64_t v = 0; v < THIN_VECS; v++) {
+                    FN(vec) sum = VLOAD(dwp + v * THIN_LANES);
+                    for (int64_t px = 0; px < pixels; px++)
+                        sum += VLOAD(xp + px * step + v * THIN_LANES) * g[px][v];
+                    VSTORE(dwp + v * THIN_LANES, sum);
+                }
+        }
+    }
+}
+
+static inline THIN_TARGET void FN(thin_backward_filter_tail)(const pycnn_conv2d_desc *d, int64_t cig,
+                                                             const FN(thin_taps) *t, const T *rows,
+                                                             const int64_t *row_at, const T *dy_pixel,
+                                                             T *dw_part, int64_t c0)
+{
+    const int64_t C = d->c_out, E = cig * C;
+    for (int64_t i = t->i_lo; i < t->i_hi; i++)
+        for (int64_t j = t->j_lo; j < t->j_hi; j++) {
+            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E;
+            T *dwp = dw_part + (i * d->kw + j) * E;
+            for (int64_t q = 0; q < cig; q++)
+                for (int64_t c = c0; c < C; c++)
+                    dwp[q * C + c] += xp[q * C + c] * dy_pixel[c];
+        }
+}
+
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_filter_row)(
+    const pycnn_conv2d_desc *d, int64_t cig, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
+    const T *rows, const int64_t *row_at, const T *dy_row, T *dw_part)
+{
+    const int64_t C = d->c_out, full = C - C % THIN_BLOCK;
+    while (ox < ox_end) {
+        FN(thin_taps) t = {i_lo, i_hi, 0, 0, ox * d->stride_w - d->pad_left};
+        conv_taps_inside(d, t.ix0, &t.j_lo, &t.j_hi);
+        int64_t pixels = 1;
+        if (ox + THIN_PIXELS <= ox_end && t.j_lo == 0 && t.j_hi == d->kw) {
+            int64_t lo, hi;
+            conv_taps_inside(d, t.ix0 + (THIN_PIXELS - 1) * d->stride_w, &lo, &hi);
+            if (hi == d->kw)
+                pixels = THIN_PIXELS;
+        }
+        const T *dy_pixel = dy_row + ox * C;
+        for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK) {
+            if (pixels == THIN_PIXELS)
+                FN(thin_backward_filter_vec)(d, cig, THIN_PIXELS, &t, rows, row_at, dy_pixel, dw_part, c0);
+            else
+                FN(thin_backward_filter_vec)(d, cig, 1, &t, rows, row_at, dy_pixel, dw_part, c0);
+        }
+        for (int64_t px = 0; px < pixels && full < C; px++) {
+            FN(thin_taps) one = t;
+            one.ix0 += px * d->stride_w;
+            FN(thin_backward_filter_tail)(d, cig, &one, rows, row_at, dy_pixel + px * C, dw_part, full);
+        }
+        ox += pixels;
+    }
+}
+
+/* The workspace of a slot: scratch indices, ring tags, ring (see plan_thin in conv.c). */
+#define THIN_SLOT(p, slot, scratch, tags, ring)                                   \
+    int64_t *scratch = (int64_t *)(slot);                                         \
+    int64_t *tags = scratch + 3 * d->kh + 2 * d->kw;                              \
+    T *ring = (T *)((slot) + (p)->ring_at)
+
+/* Runs ROW_CALL(cig) with cig a constant where it is common (so the j loop unrolls). */
+#define THIN_BY_CIG(cig, ROW_CALL)      \
+    switch (cig) {                      \
+    case 1: ROW_CALL(1); break;         \
+    case 2: ROW_CALL(2); break;         \
+    case 4: ROW_CALL(4); break;         \
+    case 8: ROW_CALL(8); break;         \
+    default: ROW_CALL(cig); break;      \
+    }
+
+/* Calls ROW_CALL for each output image row of rows [m0, m0 + rows), after
+ * filling row_at with the offsets of its input rows (expanded when needed);
+ * n, oy, ox, ox_end, i_lo, i_hi name the row's pixels and kernel rows. */
+#define THIN_FOR_EACH_OUTPUT_ROW(d, p, x, m0, rows, row_at, ring, tags, BODY)                          \
+    for (int64_t r_ = 0; r_ < (p)->ring_rows_x; r_++)                                                  \
+        (tags)[r_] = -1;                                                                               \
+    for (int64_t m = (m0); m < (m0) + (rows);) {                                                       \
+        const conv_window first = conv_pixel_window(d, m);                                             \
+        const int64_t n = first.n, oy = m % ((d)->oh * (d)->ow) / (d)->ow, ox = m % (d)->ow;           \
+        const int64_t ox_end = min64((d)->ow, ox + (m0) + (rows) - m);                                 \
+        const int64_t i_lo = first.i_lo, i_hi = first.i_hi;                                            \
+        for (int64_t i = i_lo; i < i_hi; i++)                                                          \
+            (row_at)[i] = FN(thin_row)(p, n * (d)->h + first.iy0 + i * (d)->dilation_h, (p)->ring_rows_x, \
+                                       (d)->w, x, (d)->c_in, (p)->cig, (p)->cog, ring, tags);          \
+        BODY                                                                                           \
+        m += ox_end - ox;                                                                              \
+    }
+
+/* Output rows [m0, m0 + rows) of the forward pass. */
+#define THIN_FORWARD_ROW(CIG) FN(thin_forward_row)(d, CIG, i_lo, i_hi, ox, ox_end, src, row_at, w, bias, out_row)
+static THIN_TARGET void FN(thin_forward_chunk)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *x,
+                                               const T *w, const T *bias, T *y, int64_t m0, int64_t rows,
+                                               char *slot)
+{
+    THIN_SLOT(p, slot, row_at, tags, ring);
+    const T *src = p->expand ? ring : x;
+    THIN_FOR_EACH_OUTPUT_ROW(d, p, x, m0, rows, row_at, ring, tags, {
+        T *out_row = y + ((n * d->oh + oy) * d->ow) * d->c_out;
+        THIN_BY_CIG(p->cig, THIN_FORWARD_ROW)
+    })
+}
+#undef THIN_FORWARD_ROW
+
+/* Adds the filter gradient of output rows [m0, m0 + rows) into dw_part. */
+#define THIN_FILTER_ROW(CIG) FN(thin_backward_filter_row)(d, CIG, i_lo, i_hi, ox, ox_end, src, row_at, dy_row, dw_part)
+static THIN_TARGET void FN(thin_backward_filter_chunk)(const pycnn_conv2d_desc *d, const conv_plan *p,
+                                                       const T *x, const T *dy, T *dw_part, int64_t m0,
+                                                       int64_t rows, char *slot)
+{
+    THIN_SLOT(p, slot, row_at, tags, ring);
+    const T *src = p->expand ? ring : x;
+    THIN_FOR_EACH_OUTPUT_ROW(d, p, x, m0, rows, row_at, ring, tags, {
+        const T *dy_row = dy + ((n * d->oh + oy) * d->ow) * d->c_out;
+        THIN_BY_CIG(p->cig, THIN_FILTER_ROW)
+    })
+}
+#undef THIN_FILTER_ROW
+
+/* Input-gradient of `pixels` consecutive input pixels (1, or THIN_PIXELS with
+ * stride_w 1, where pixel ix + px has the same taps as ix with each output
+ * column one further), channels [c0, c0 + THIN_BLOCK): a gather over the
+ * output pixels that read them, reader (a, b) being output pixel
+ * (out_y[a], out_x[b]) through tap (tap_i[a], tap_j[b]). */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_data_vec)(
+    const pycnn_conv2d_desc *d, int64_t cog, int64_t pixels, const T *rows, const int64_t *row_at, const T *wt,
+    T *out, int64_t c0, const int64_t *tap_i, int64_t ni, const int64_t *tap_j, const int64_t *out_x, int64_t nj)
+{
+    const int64_t C = d->c_in, E = cog * C;
+    FN(vec) acc[THIN_PIXELS][THIN_VECS];
+    for (int64_t px = 0; px < pixels; px++)
+        for (int64_t v = 0; v < THIN_VECS; v++)
+            acc[px][v] = (FN(vec)){0};
+    for (int64_t a = 0; a < ni; a++)
+        for (int64_t b = 0; b < nj; b++) {
+            const T *dyp = rows + row_at[a] + out_x[b] * E + c0;
+            const T *wp = wt + (tap_i[a] * d->kw + tap_j[b]) * E + c0;
+            THIN_ROLLED
+            for (int64_t q = 0; q < cog; q++, dyp += C, wp += C)
+                for (int64_t v = 0; v < THIN_VECS; v++) {
+                    const FN(vec) wv = VLOAD(wp + v * THIN_LANES);
+                    for (int64_t px = 0; px < pixels; px++)
+                        acc[px][v] += VLOAD(dyp + px * E + v * THIN_LANES) * wv;
+                }
+        }
+    for (int64_t px = 0; px < pixels; px++)
+        for (int64_t v = 0; v < THIN_VECS; v++)
+            VSTORE(out + px * C + c0 + v * THIN_LANES, acc[px][v]);
+}
+
+static inline THIN_TARGET void FN(thin_backward_data_tail)(const pycnn_conv2d_desc *d, int64_t cog, const T *rows,
+                                                           const int64_t *row_at, const T *wt, T *out, int64_t c0,
+                                                           const int64_t *tap_i, int64_t ni, const int64_t *tap_j,
+                                                           const int64_t *out_x, int64_t nj)
+{
+    const int64_t C = d->c_in, E = cog * C;
+    for (int64_t c = c0; c < C; c++) {
+        T acc = 0;
+        for (int64_t a = 0; a < ni; a++)
+            for (int64_t b = 0; b < nj; b++) {
+                const T *dyp = rows + row_at[a] + out_x[b] * E + c;
+                const T *wp = wt + (tap_i[a] * d->kw + tap_j[b]) * E + c;
+                for (int64_t q = 0; q < cog; q++)
+                    acc += dyp[q * C] * wp[q * C];
+            }
+        out[c] = acc;
+    }
+}
+
+/* The (tap, output index) pairs, in tap order, through which input index `in` is read. */
+static inline THIN_TARGET int64_t FN(thin_readers)(int64_t in, int64_t pad, int64_t stride, int64_t dilation,
+                                                   int64_t taps, int64_t out_size, int64_t *tap, int64_t *out)
+{
+    int64_t count = 0;
+    for (int64_t t = 0; t < taps; t++) {
+        const int64_t at = in + pad - t * dilation;   /* = o * stride */
+        if (at < 0 || at % stride != 0 || at / stride >= out_size)
+            continue;
+        tap[count] = t;
+        out[count++] = at / stride;
+    }
+    return count;
+}
+
+/* One dx row: THIN_PIXELS pixels at a time where stride_w is 1 and every tap
+ * of the group's first and last pixel (so of all between) has a reader. */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_data_row)(
+    const pycnn_conv2d_desc *d, int64_t cog, const T *rows, const int64_t *row_at, const T *wt, T *dx_row,
+    const int64_t *tap_i, int64_t ni, int64_t *tap_j, int64_t *out_x)
+{
+    const int64_t C = d->c_in, full = C - C % THIN_BLOCK;
+    for (int64_t ix = 0; ix < d->w;) {
+        const int64_t nj = FN(thin_readers)(ix, d->pad_left, d->stride_w, d->dilation_w, d->kw, d->ow, tap_j, out_x);
+        int64_t pixels = 1;
+        if (d->stride_w == 1 && nj == d->kw && ix + THIN_PIXELS <= d->w &&
+            ix + THIN_PIXELS - 1 + d->pad_left < d->ow)   /* the last pixel's tap 0 reads a valid column */
+            pixels = THIN_PIXELS;
+        T *out = dx_row + ix * C;
+        for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK) {
+            if (pixels == THIN_PIXELS)
+                FN(thin_backward_data_vec)(d, cog, THIN_PIXELS, rows, row_at, wt, out, c0, tap_i, ni, tap_j, out_x, nj);
+            else
+                FN(thin_backward_data_vec)(d, cog, 1, rows, row_at, wt, out, c0, tap_i, ni, tap_j, out_x, nj);
+        }
+        for (int64_t px = 0; px < pixels && full < C; px++) {
+            for (int64_t b = 0; b < nj && px > 0; b++)
+                out_x[b]++;
+            FN(thin_backward_data_tail)(d, cog, rows, row_at, wt, out + px * C, full, tap_i, ni, tap_j, out_x, nj);
+        }
+        ix += pixels;
+    }
+}
+
+/* dx rows (n, iy) in [row0, row0 + count), each computed whole (no scatter,
+ * so threads may split dx by rows); wt is w when not expanded. */
+static THIN_TARGET void FN(thin_backward_data_rows)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *dy,
+                                                    const T *wt, T *dx, int64_t row0, int64_t count, char *slot)
+{
+    THIN_SLOT(p, slot, scratch, tags, ring);
+    int64_t *tap_i = scratch, *out_y = scratch + d->kh, *row_at = scratch + 2 * d->kh;
+    int64_t *tap_j = scratch + 3 * d->kh, *out_x = scratch + 3 * d->kh + d->kw;
+    const T *src = p->expand ? ring : dy;
+    for (int64_t r = 0; r < p->ring_rows_dy; r++)
+        tags[r] = -1;
+    for (int64_t row = row0; row < row0 + count; row++) {
+        const int64_t n = row / d->h, iy = row % d->h;
+        const int64_t ni = FN(thin_readers)(iy, d->pad_top, d->stride_h, d->dilation_h, d->kh, d->oh, tap_i, out_y);
+        for (int64_t a = 0; a < ni; a++)
+            row_at[a] = FN(thin_row)(p, n * d->oh + out_y[a], p->ring_rows_dy, d->ow, dy, d->c_out, p->cog,
+                                     p->cig, ring, tags);
+        T *dx_row = dx + row * d->w * d->c_in;
+#define THIN_DATA_ROW(COG) FN(thin_backward_data_row)(d, COG, src, row_at, wt, dx_row, tap_i, ni, tap_j, out_x)
+        THIN_BY_CIG(p->cog, THIN_DATA_ROW)
+#undef THIN_DATA_ROW
+    }
+}
+
+#undef THIN_SLOT
+#undef THIN_BY_CIG
+#undef THIN_FOR_EACH_OUTPUT_ROW
+#undef VLOAD
+#undef VSTORE
+#undef THIN_ROLLED
+#undef THIN_LANES
+#undef THIN_BLOCK
