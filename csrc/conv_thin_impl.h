@@ -3,9 +3,10 @@
  * written once for float and double and compiled once per ISA: conv.c includes
  * this with T, FN(name), THIN_TARGET (a target attribute or nothing),
  * THIN_VEC_BYTES (the vector width), THIN_VECS (vectors of channels per
- * block) and THIN_PIXELS (output pixels per block) defined.  A block's sums
- * stay in registers across the taps; every element is still summed in the
- * same order (taps, then j) however pixels and channels are blocked.
+ * block) and THIN_PIXELS (output pixels per block, a power of two) defined.
+ * A block's sums stay in registers across the taps.  How pixels are blocked
+ * depends only on the shape and the chunk, so results never depend on the
+ * thread count.
  *
  * Channel expansion: xe[pixel][j][co] = x[pixel][(co / cog) * cig + j] puts the
  * j-th input of output channel co in lane co, so that
@@ -137,65 +138,98 @@ static inline THIN_TARGET void FN(thin_forward_tail)(const pycnn_conv2d_desc *d,
     }
 }
 
-/* Output pixels [ox, ox_end) of output row `oy`: THIN_PIXELS at a time where
- * their windows lie wholly inside the image's columns, one at a time elsewhere. */
+/* Output columns [*lo, *hi), within [ox, ox_end), whose windows lie wholly inside the image. */
+static inline THIN_TARGET void FN(thin_full_columns)(const pycnn_conv2d_desc *d, int64_t ox, int64_t ox_end,
+                                                     int64_t *lo, int64_t *hi)
+{
+    /* ix0 = o * stride_w - pad_left >= 0 and ix0 + (kw - 1) * dilation_w <= w - 1 */
+    const int64_t room = d->w - 1 - (d->kw - 1) * d->dilation_w + d->pad_left;
+    *lo = min64(max64(ceil_div64(d->pad_left, d->stride_w), ox), ox_end);
+    *hi = room < 0 ? *lo : min64(max64(room / d->stride_w + 1, *lo), ox_end);
+}
+
+/* The taps of output column o (all of them between the full columns lo and hi). */
+static inline THIN_TARGET FN(thin_taps) FN(thin_column_taps)(const pycnn_conv2d_desc *d, int64_t i_lo, int64_t i_hi,
+                                                            int64_t o, int64_t lo, int64_t hi)
+{
+    FN(thin_taps) t = {i_lo, i_hi, 0, d->kw, o * d->stride_w - d->pad_left};
+    if (o < lo || o >= hi)
+        conv_taps_inside(d, t.ix0, &t.j_lo, &t.j_hi);
+    return t;
+}
+
+/* Output pixels [ox, ox_end) of one output row, block of channels after block
+ * (the block's weights stay in L1): THIN_PIXELS at a time where their windows
+ * lie wholly inside the image, one at a time elsewhere. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_row)(
     const pycnn_conv2d_desc *d, int64_t cig, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
     const T *rows, const int64_t *row_at, const T *w, const T *bias, T *out_row)
 {
     const int64_t C = d->c_out, full = C - C % THIN_BLOCK;
-    while (ox < ox_end) {
-        FN(thin_taps) t = {i_lo, i_hi, 0, 0, ox * d->stride_w - d->pad_left};
-        conv_taps_inside(d, t.ix0, &t.j_lo, &t.j_hi);
-        int64_t pixels = 1;
-        if (ox + THIN_PIXELS <= ox_end && t.j_lo == 0 && t.j_hi == d->kw) {
-            int64_t lo, hi;   /* the group's last window: inside too, so all between are */
-            conv_taps_inside(d, t.ix0 + (THIN_PIXELS - 1) * d->stride_w, &lo, &hi);
-            if (hi == d->kw)
-                pixels = THIN_PIXELS;
+    int64_t lo, hi;
+    FN(thin_full_columns)(d, ox, ox_end, &lo, &hi);
+    for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK)
+        for (int64_t o = ox; o < ox_end;) {
+            const FN(thin_taps) t = FN(thin_column_taps)(d, i_lo, i_hi, o, lo, hi);
+            if (o >= lo && o + THIN_PIXELS <= hi) {
+                FN(thin_forward_vec)(d, cig, THIN_PIXELS, &t, rows, row_at, w, bias, out_row + o * C, c0);
+                o += THIN_PIXELS;
+            } else {
+                FN(thin_forward_vec)(d, cig, 1, &t, rows, row_at, w, bias, out_row + o * C, c0);
+                o++;
+            }
         }
-        T *out = out_row + ox * C;
-        for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK) {
-            if (pixels == THIN_PIXELS)
-                FN(thin_forward_vec)(d, cig, THIN_PIXELS, &t, rows, row_at, w, bias, out, c0);
-            else
-                FN(thin_forward_vec)(d, cig, 1, &t, rows, row_at, w, bias, out, c0);
-        }
-        for (int64_t px = 0; px < pixels && full < C; px++) {
-            FN(thin_taps) one = t;
-            one.ix0 += px * d->stride_w;
-            FN(thin_forward_tail)(d, cig, &one, rows, row_at, w, bias, out + px * C, full);
-        }
-        ox += pixels;
+    for (int64_t o = ox; o < ox_end && full < C; o++) {
+        const FN(thin_taps) t = FN(thin_column_taps)(d, i_lo, i_hi, o, lo, hi);
+        FN(thin_forward_tail)(d, cig, &t, rows, row_at, w, bias, out_row + o * C, full);
     }
 }
 
-/* Adds `pixels` output pixels' filter gradient for channels [c0, c0 + THIN_BLOCK)
- * into dw_part [kh * kw][cig][c_out], pixel after pixel (the order of the
- * one-pixel case); the blocks of dy stay in registers. */
-static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_filter_vec)(
-    const pycnn_conv2d_desc *d, int64_t cig, int64_t pixels, const FN(thin_taps) *t, const T *rows,
-    const int64_t *row_at, const T *dy_pixel, T *dw_part, int64_t c0)
+/* Channels of a group whose filter-gradient sums one tap's pass keeps in
+ * registers (THIN_PIXELS vectors of sums per channel block in all). */
+static inline THIN_TARGET int64_t FN(thin_filter_channels)(int64_t cig)
 {
-    const int64_t C = d->c_out, E = cig * C, step = d->stride_w * E;
-    FN(vec) g[THIN_PIXELS][THIN_VECS];
-    for (int64_t px = 0; px < pixels; px++)
+    return cig % THIN_PIXELS == 0 ? THIN_PIXELS : THIN_PIXELS % cig == 0 ? cig : 1;
+}
+
+/* Adds to dw_part at dwp (tap (i, j), channels q0.. of the group, block c0)
+ * the sum over output columns o in [o_lo, o_hi) of x * dy, x read at
+ * rows + x_at + o * stride_w * E.  The columns go round-robin into
+ * THIN_PIXELS / qb sets of sums (independent add chains), added as a tree at
+ * the end.  Inlined with constant cig. */
+static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_filter_tap)(
+    const pycnn_conv2d_desc *d, int64_t cig, const T *rows, int64_t x_at, const T *dy_row, int64_t o_lo,
+    int64_t o_hi, T *dwp, int64_t c0)
+{
+    const int64_t C = d->c_out, step = d->stride_w * cig * C;
+    const int64_t qb = FN(thin_filter_channels)(cig), sets = THIN_PIXELS / qb;
+    FN(vec) acc[THIN_PIXELS][THIN_VECS];   /* [set * qb + q][v] */
+    for (int64_t k = 0; k < THIN_PIXELS; k++)
         for (int64_t v = 0; v < THIN_VECS; v++)
-            g[px][v] = VLOAD(dy_pixel + px * C + c0 + v * THIN_LANES);
-    for (int64_t i = t->i_lo; i < t->i_hi; i++) {
-        for (int64_t j = t->j_lo; j < t->j_hi; j++) {
-            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E + c0;
-            T *dwp = dw_part + (i * d->kw + j) * E + c0;
-            THIN_ROLLED
-            for (int64_t q = 0; q < cig; q++, xp += C, dwp += C)
-                for (int64_t v = 0; v < THIN_VECS; v++) {
-                    FN(vec) sum = VLOAD(dwp + v * THIN_LANES);
-                    for (int64_t px = 0; px < pixels; px++)
-                        sum += VLOAD(xp + px * step + v * THIN_LANES) * g[px][v];
-                    VSTORE(dwp + v * THIN_LANES, sum);
-                }
+            acc[k][v] = (FN(vec)){0};
+    const T *xp = rows + x_at + o_lo * step, *gp = dy_row + o_lo * C + c0;
+    int64_t o = o_lo;
+    for (; o + sets <= o_hi; o += sets, xp += sets * step, gp += sets * C)
+        for (int64_t set = 0; set < sets; set++)
+            for (int64_t v = 0; v < THIN_VECS; v++) {
+                const FN(vec) g = VLOAD(gp + set * C + v * THIN_LANES);
+                for (int64_t q = 0; q < qb; q++)
+                    acc[set * qb + q][v] += VLOAD(xp + set * step + q * C + v * THIN_LANES) * g;
+            }
+    for (int64_t set = 0; o < o_hi; o++, set++, xp += step, gp += C)
+        for (int64_t v = 0; v < THIN_VECS; v++) {
+            const FN(vec) g = VLOAD(gp + v * THIN_LANES);
+            for (int64_t q = 0; q < qb; q++)
+                acc[set * qb + q][v] += VLOAD(xp + q * C + v * THIN_LANES) * g;
         }
-    }
+    for (int64_t width = sets; width > 1; width /= 2)
+        for (int64_t k = 0; k < width / 2; k++)
+            for (int64_t q = 0; q < qb; q++)
+                for (int64_t v = 0; v < THIN_VECS; v++)
+                    acc[k * qb + q][v] = acc[2 * k * qb + q][v] + acc[(2 * k + 1) * qb + q][v];
+    for (int64_t q = 0; q < qb; q++)
+        for (int64_t v = 0; v < THIN_VECS; v++)
+            VSTORE(dwp + q * C + v * THIN_LANES, VLOAD(dwp + q * C + v * THIN_LANES) + acc[q][v]);
 }
 
 static inline THIN_TARGET void FN(thin_backward_filter_tail)(const pycnn_conv2d_desc *d, int64_t cig,
@@ -214,34 +248,34 @@ static inline THIN_TARGET void FN(thin_backward_filter_tail)(const pycnn_conv2d_
         }
 }
 
+/* Adds the filter gradient of output pixels [ox, ox_end) of one output row:
+ * for each channel block and tap, the sum along the row (kept in registers)
+ * is added to dw_part once.  o_lo/o_hi: scratch for each kernel column's
+ * range of output columns that read inside the image. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_filter_row)(
     const pycnn_conv2d_desc *d, int64_t cig, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
-    const T *rows, const int64_t *row_at, const T *dy_row, T *dw_part)
+    const T *rows, const int64_t *row_at, const T *dy_row, T *dw_part, int64_t *o_lo, int64_t *o_hi)
 {
-    const int64_t C = d->c_out, full = C - C % THIN_BLOCK;
-    while (ox < ox_end) {
-        FN(thin_taps) t = {i_lo, i_hi, 0, 0, ox * d->stride_w - d->pad_left};
+    const int64_t C = d->c_out, E = cig * C, full = C - C % THIN_BLOCK, qb = FN(thin_filter_channels)(cig);
+    for (int64_t j = 0; j < d->kw; j++) {
+        /* o * stride_w + j * dilation_w - pad_left in [0, w) */
+        const int64_t shift = d->pad_left - j * d->dilation_w, last = d->w - 1 + shift;
+        o_lo[j] = min64(max64(shift <= 0 ? 0 : ceil_div64(shift, d->stride_w), ox), ox_end);
+        o_hi[j] = last < 0 ? o_lo[j] : min64(max64(last / d->stride_w + 1, o_lo[j]), ox_end);
+    }
+    for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK)
+        for (int64_t i = i_lo; i < i_hi; i++)
+            for (int64_t j = 0; j < d->kw; j++) {
+                if (o_lo[j] == o_hi[j])
+                    continue;
+                for (int64_t q0 = 0; q0 < cig; q0 += qb)
+                    FN(thin_filter_tap)(d, cig, rows, row_at[i] - (d->pad_left - j * d->dilation_w) * E + q0 * C + c0,
+                                        dy_row, o_lo[j], o_hi[j], dw_part + (i * d->kw + j) * E + q0 * C + c0, c0);
+            }
+    for (int64_t o = ox; o < ox_end && full < C; o++) {
+        FN(thin_taps) t = {i_lo, i_hi, 0, 0, o * d->stride_w - d->pad_left};
         conv_taps_inside(d, t.ix0, &t.j_lo, &t.j_hi);
-        int64_t pixels = 1;
-        if (ox + THIN_PIXELS <= ox_end && t.j_lo == 0 && t.j_hi == d->kw) {
-            int64_t lo, hi;
-            conv_taps_inside(d, t.ix0 + (THIN_PIXELS - 1) * d->stride_w, &lo, &hi);
-            if (hi == d->kw)
-                pixels = THIN_PIXELS;
-        }
-        const T *dy_pixel = dy_row + ox * C;
-        for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK) {
-            if (pixels == THIN_PIXELS)
-                FN(thin_backward_filter_vec)(d, cig, THIN_PIXELS, &t, rows, row_at, dy_pixel, dw_part, c0);
-            else
-                FN(thin_backward_filter_vec)(d, cig, 1, &t, rows, row_at, dy_pixel, dw_part, c0);
-        }
-        for (int64_t px = 0; px < pixels && full < C; px++) {
-            FN(thin_taps) one = t;
-            one.ix0 += px * d->stride_w;
-            FN(thin_backward_filter_tail)(d, cig, &one, rows, row_at, dy_pixel + px * C, dw_part, full);
-        }
-        ox += pixels;
+        FN(thin_backward_filter_tail)(d, cig, &t, rows, row_at, dy_row + o * C, dw_part, full);
     }
 }
 
@@ -295,7 +329,8 @@ static THIN_TARGET void FN(thin_forward_chunk)(const pycnn_conv2d_desc *d, const
 #undef THIN_FORWARD_ROW
 
 /* Adds the filter gradient of output rows [m0, m0 + rows) into dw_part. */
-#define THIN_FILTER_ROW(CIG) FN(thin_backward_filter_row)(d, CIG, i_lo, i_hi, ox, ox_end, src, row_at, dy_row, dw_part)
+#define THIN_FILTER_ROW(CIG) FN(thin_backward_filter_row)(d, CIG, i_lo, i_hi, ox, ox_end, src, row_at, dy_row, dw_part, \
+                                                          row_at + d->kh, row_at + d->kh + d->kw)
 static THIN_TARGET void FN(thin_backward_filter_chunk)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                                        const T *x, const T *dy, T *dw_part, int64_t m0,
                                                        int64_t rows, char *slot)
