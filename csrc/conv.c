@@ -19,14 +19,18 @@
 #define THIN_VECS 4
 #define THIN_PIXELS 2
 #define T float
+#define TI int32_t
 #define FN(name) name##_f32_base
 #include "conv_thin_impl.h"
 #undef T
+#undef TI
 #undef FN
 #define T double
+#define TI int64_t
 #define FN(name) name##_f64_base
 #include "conv_thin_impl.h"
 #undef T
+#undef TI
 #undef FN
 #undef THIN_TARGET
 #undef THIN_VEC_BYTES
@@ -39,14 +43,18 @@
 #define THIN_VECS 2
 #define THIN_PIXELS 4
 #define T float
+#define TI int32_t
 #define FN(name) name##_f32_avx2
 #include "conv_thin_impl.h"
 #undef T
+#undef TI
 #undef FN
 #define T double
+#define TI int64_t
 #define FN(name) name##_f64_avx2
 #include "conv_thin_impl.h"
 #undef T
+#undef TI
 #undef FN
 #undef THIN_TARGET
 #undef THIN_VEC_BYTES

@@ -34,6 +34,41 @@ typedef T FN(vec_u) __attribute__((vector_size(THIN_VEC_BYTES), aligned(sizeof(T
 #define THIN_ROLLED
 #endif
 
+/* Spread mode (cig == cog == g, g dividing the lanes): lane l of the expanded
+ * x (or dy) is lane (l / g) * g + q of the row read in place at `at`: one
+ * shuffle in registers (GCC's __builtin_shuffle) instead of a ring of
+ * expanded rows, or a broadcast load when a group fills the vector. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define THIN_CAN_SPREAD 1
+typedef TI FN(ivec) __attribute__((vector_size(THIN_VEC_BYTES)));
+static inline __attribute__((always_inline)) THIN_TARGET FN(vec) FN(thin_spread)(FN(vec) x, const T *at, int64_t g,
+                                                                                 int64_t q)
+{
+    if (g == THIN_LANES)
+        return (FN(vec)){0} + at[q];
+    FN(ivec) lane;
+    for (int64_t l = 0; l < THIN_LANES; l++)
+        lane[l] = (TI)(l / g * g + q);
+    return __builtin_shuffle(x, lane);
+}
+#else
+#define THIN_CAN_SPREAD 0
+static inline THIN_TARGET FN(vec) FN(thin_spread)(FN(vec) x, const T *at, int64_t g, int64_t q)
+{
+    (void)at, (void)g, (void)q;
+    return x;   /* never called: spread mode is not chosen without __builtin_shuffle */
+}
+#endif
+/* The vector thin_spread shuffles (loaded once for all q), unless a group fills it. */
+#define THIN_SPREAD_SOURCE(at, g) ((g) < THIN_LANES ? (FN(vec))VLOAD(at) : (FN(vec)){0})
+
+/* Whether this build runs the layer in spread mode (see thin_spread). */
+static inline THIN_TARGET int FN(thin_spreads)(const conv_plan *p)
+{
+    return THIN_CAN_SPREAD && p->cig == p->cog && (p->cig == 2 || p->cig == 4 || p->cig == 8) &&
+           THIN_LANES % p->cig == 0;
+}
+
 /* dst[pixel][t][g * b + u] = src[pixel][g * a + t] for t < a, u < b, g < groups:
  * the expansion, with (a, b) = (cig, cog) for x and (cog, cig) for dy.
  * Inlined with a constant b, so that each value is one broadcast store. */
@@ -63,12 +98,12 @@ static THIN_TARGET void FN(thin_expand_row)(const T *src, int64_t pixels, int64_
 }
 
 /* Element offset of (expanded) row `row` (an index into all n * height rows):
- * its ring row, filled first if it holds another row, or the row in place. */
-static inline THIN_TARGET int64_t FN(thin_row)(const conv_plan *p, int64_t row, int64_t ring_rows, int64_t pixels,
+ * the row in place, or its ring row, filled first if it holds another row. */
+static inline THIN_TARGET int64_t FN(thin_row)(int in_place, int64_t row, int64_t ring_rows, int64_t pixels,
                                                const T *src, int64_t src_channels, int64_t a, int64_t b,
                                                T *ring, int64_t *tags)
 {
-    if (!p->expand)
+    if (in_place)
         return row * pixels * src_channels;
     const int64_t r = row % ring_rows, len = pixels * a * b * (src_channels / a);
     if (tags[r] != row) {
@@ -89,10 +124,10 @@ typedef struct {
  * output pixels of one row.  `rows` + row_at[i] is the expanded input row of
  * kernel row i; inlined with constant cig and pixels. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_vec)(
-    const pycnn_conv2d_desc *d, int64_t cig, int64_t pixels, const FN(thin_taps) *t, const T *rows,
+    const pycnn_conv2d_desc *d, int64_t cig, int spread, int64_t pixels, const FN(thin_taps) *t, const T *rows,
     const int64_t *row_at, const T *w, const T *bias, T *out, int64_t c0)
 {
-    const int64_t C = d->c_out, E = cig * C, step = d->stride_w * E;
+    const int64_t C = d->c_out, E = cig * C, pix = spread ? C : E, step = d->stride_w * pix;
     FN(vec) acc[THIN_PIXELS][THIN_VECS];
     for (int64_t v = 0; v < THIN_VECS; v++) {
         FN(vec) start = {0};
@@ -103,8 +138,21 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_ve
     }
     for (int64_t i = t->i_lo; i < t->i_hi; i++) {
         for (int64_t j = t->j_lo; j < t->j_hi; j++) {
-            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E + c0;
+            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * pix + c0;
             const T *wp = w + (i * d->kw + j) * E + c0;
+            if (spread) {
+                for (int64_t v = 0; v < THIN_VECS; v++) {
+                    FN(vec) xv[THIN_PIXELS];
+                    for (int64_t px = 0; px < pixels; px++)
+                        xv[px] = THIN_SPREAD_SOURCE(xp + px * step + v * THIN_LANES, cig);
+                    for (int64_t q = 0; q < cig; q++) {
+                        const FN(vec) wv = VLOAD(wp + q * C + v * THIN_LANES);
+                        for (int64_t px = 0; px < pixels; px++)
+                            acc[px][v] += FN(thin_spread)(xv[px], xp + px * step + v * THIN_LANES, cig, q) * wv;
+                    }
+                }
+                continue;
+            }
             THIN_ROLLED
             for (int64_t q = 0; q < cig; q++, xp += C, wp += C)
                 for (int64_t v = 0; v < THIN_VECS; v++) {
@@ -120,19 +168,19 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_ve
 }
 
 /* The last C % THIN_BLOCK channels of one output pixel, in the same order. */
-static inline THIN_TARGET void FN(thin_forward_tail)(const pycnn_conv2d_desc *d, int64_t cig, const FN(thin_taps) *t,
-                                                     const T *rows, const int64_t *row_at, const T *w,
-                                                     const T *bias, T *out, int64_t c0)
+static inline THIN_TARGET void FN(thin_forward_tail)(const pycnn_conv2d_desc *d, int64_t cig, int spread,
+                                                     const FN(thin_taps) *t, const T *rows, const int64_t *row_at,
+                                                     const T *w, const T *bias, T *out, int64_t c0)
 {
-    const int64_t C = d->c_out, E = cig * C;
+    const int64_t C = d->c_out, E = cig * C, pix = spread ? C : E;
     for (int64_t c = c0; c < C; c++) {
         T acc = bias != NULL ? bias[c] : 0;
         for (int64_t i = t->i_lo; i < t->i_hi; i++)
             for (int64_t j = t->j_lo; j < t->j_hi; j++) {
-                const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E + c;
+                const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * pix;
                 const T *wp = w + (i * d->kw + j) * E + c;
                 for (int64_t q = 0; q < cig; q++)
-                    acc += xp[q * C] * wp[q * C];
+                    acc += (spread ? xp[c - c % cig + q] : xp[q * C + c]) * wp[q * C];
             }
         out[c] = acc;
     }
@@ -162,7 +210,7 @@ static inline THIN_TARGET FN(thin_taps) FN(thin_column_taps)(const pycnn_conv2d_
  * (the block's weights stay in L1): THIN_PIXELS at a time where their windows
  * lie wholly inside the image, one at a time elsewhere. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_row)(
-    const pycnn_conv2d_desc *d, int64_t cig, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
+    const pycnn_conv2d_desc *d, int64_t cig, int spread, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
     const T *rows, const int64_t *row_at, const T *w, const T *bias, T *out_row)
 {
     const int64_t C = d->c_out, full = C - C % THIN_BLOCK;
@@ -172,16 +220,16 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_ro
         for (int64_t o = ox; o < ox_end;) {
             const FN(thin_taps) t = FN(thin_column_taps)(d, i_lo, i_hi, o, lo, hi);
             if (o >= lo && o + THIN_PIXELS <= hi) {
-                FN(thin_forward_vec)(d, cig, THIN_PIXELS, &t, rows, row_at, w, bias, out_row + o * C, c0);
+                FN(thin_forward_vec)(d, cig, spread, THIN_PIXELS, &t, rows, row_at, w, bias, out_row + o * C, c0);
                 o += THIN_PIXELS;
             } else {
-                FN(thin_forward_vec)(d, cig, 1, &t, rows, row_at, w, bias, out_row + o * C, c0);
+                FN(thin_forward_vec)(d, cig, spread, 1, &t, rows, row_at, w, bias, out_row + o * C, c0);
                 o++;
             }
         }
     for (int64_t o = ox; o < ox_end && full < C; o++) {
         const FN(thin_taps) t = FN(thin_column_taps)(d, i_lo, i_hi, o, lo, hi);
-        FN(thin_forward_tail)(d, cig, &t, rows, row_at, w, bias, out_row + o * C, full);
+        FN(thin_forward_tail)(d, cig, spread, &t, rows, row_at, w, bias, out_row + o * C, full);
     }
 }
 
@@ -192,16 +240,26 @@ static inline THIN_TARGET int64_t FN(thin_filter_channels)(int64_t cig)
     return cig % THIN_PIXELS == 0 ? THIN_PIXELS : THIN_PIXELS % cig == 0 ? cig : 1;
 }
 
+/* Channel q of a group of the expanded x at xp: in place spread (channel
+ * group_q = q0 + q of the group), else the ring's q-th run of channels. */
+static inline __attribute__((always_inline)) THIN_TARGET FN(vec) FN(thin_filter_x)(
+    const T *xp, int64_t C, int64_t cig, int spread, int64_t group_q, int64_t q)
+{
+    if (spread)
+        return FN(thin_spread)(THIN_SPREAD_SOURCE(xp, cig), xp, cig, group_q);
+    return VLOAD(xp + q * C);
+}
+
 /* Adds to dw_part at dwp (tap (i, j), channels q0.. of the group, block c0)
  * the sum over output columns o in [o_lo, o_hi) of x * dy, x read at
  * rows + x_at + o * stride_w * E.  The columns go round-robin into
  * THIN_PIXELS / qb sets of sums (independent add chains), added as a tree at
  * the end.  Inlined with constant cig. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_filter_tap)(
-    const pycnn_conv2d_desc *d, int64_t cig, const T *rows, int64_t x_at, const T *dy_row, int64_t o_lo,
-    int64_t o_hi, T *dwp, int64_t c0)
+    const pycnn_conv2d_desc *d, int64_t cig, int spread, const T *rows, int64_t x_at, const T *dy_row,
+    int64_t o_lo, int64_t o_hi, T *dwp, int64_t c0, int64_t q0)
 {
-    const int64_t C = d->c_out, step = d->stride_w * cig * C;
+    const int64_t C = d->c_out, step = d->stride_w * (spread ? C : cig * C);
     const int64_t qb = FN(thin_filter_channels)(cig), sets = THIN_PIXELS / qb;
     FN(vec) acc[THIN_PIXELS][THIN_VECS];   /* [set * qb + q][v] */
     for (int64_t k = 0; k < THIN_PIXELS; k++)
@@ -214,13 +272,13 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_filter_tap
             for (int64_t v = 0; v < THIN_VECS; v++) {
                 const FN(vec) g = VLOAD(gp + set * C + v * THIN_LANES);
                 for (int64_t q = 0; q < qb; q++)
-                    acc[set * qb + q][v] += VLOAD(xp + set * step + q * C + v * THIN_LANES) * g;
+                    acc[set * qb + q][v] += FN(thin_filter_x)(xp + set * step + v * THIN_LANES, C, cig, spread, q0 + q, q) * g;
             }
     for (int64_t set = 0; o < o_hi; o++, set++, xp += step, gp += C)
         for (int64_t v = 0; v < THIN_VECS; v++) {
             const FN(vec) g = VLOAD(gp + v * THIN_LANES);
             for (int64_t q = 0; q < qb; q++)
-                acc[set * qb + q][v] += VLOAD(xp + q * C + v * THIN_LANES) * g;
+                acc[set * qb + q][v] += FN(thin_filter_x)(xp + v * THIN_LANES, C, cig, spread, q0 + q, q) * g;
         }
     for (int64_t width = sets; width > 1; width /= 2)
         for (int64_t k = 0; k < width / 2; k++)
@@ -232,19 +290,19 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_filter_tap
             VSTORE(dwp + q * C + v * THIN_LANES, VLOAD(dwp + q * C + v * THIN_LANES) + acc[q][v]);
 }
 
-static inline THIN_TARGET void FN(thin_backward_filter_tail)(const pycnn_conv2d_desc *d, int64_t cig,
+static inline THIN_TARGET void FN(thin_backward_filter_tail)(const pycnn_conv2d_desc *d, int64_t cig, int spread,
                                                              const FN(thin_taps) *t, const T *rows,
                                                              const int64_t *row_at, const T *dy_pixel,
                                                              T *dw_part, int64_t c0)
 {
-    const int64_t C = d->c_out, E = cig * C;
+    const int64_t C = d->c_out, E = cig * C, pix = spread ? C : E;
     for (int64_t i = t->i_lo; i < t->i_hi; i++)
         for (int64_t j = t->j_lo; j < t->j_hi; j++) {
-            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * E;
+            const T *xp = rows + row_at[i] + (t->ix0 + j * d->dilation_w) * pix;
             T *dwp = dw_part + (i * d->kw + j) * E;
             for (int64_t q = 0; q < cig; q++)
                 for (int64_t c = c0; c < C; c++)
-                    dwp[q * C + c] += xp[q * C + c] * dy_pixel[c];
+                    dwp[q * C + c] += (spread ? xp[c - c % cig + q] : xp[q * C + c]) * dy_pixel[c];
         }
 }
 
@@ -253,10 +311,11 @@ static inline THIN_TARGET void FN(thin_backward_filter_tail)(const pycnn_conv2d_
  * is added to dw_part once.  o_lo/o_hi: scratch for each kernel column's
  * range of output columns that read inside the image. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_filter_row)(
-    const pycnn_conv2d_desc *d, int64_t cig, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
+    const pycnn_conv2d_desc *d, int64_t cig, int spread, int64_t i_lo, int64_t i_hi, int64_t ox, int64_t ox_end,
     const T *rows, const int64_t *row_at, const T *dy_row, T *dw_part, int64_t *o_lo, int64_t *o_hi)
 {
-    const int64_t C = d->c_out, E = cig * C, full = C - C % THIN_BLOCK, qb = FN(thin_filter_channels)(cig);
+    const int64_t C = d->c_out, E = cig * C, pix = spread ? C : E, full = C - C % THIN_BLOCK;
+    const int64_t qb = FN(thin_filter_channels)(cig);
     for (int64_t j = 0; j < d->kw; j++) {
         /* o * stride_w + j * dilation_w - pad_left in [0, w) */
         const int64_t shift = d->pad_left - j * d->dilation_w, last = d->w - 1 + shift;
@@ -268,14 +327,15 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_f
             for (int64_t j = 0; j < d->kw; j++) {
                 if (o_lo[j] == o_hi[j])
                     continue;
+                const int64_t x_at = row_at[i] - (d->pad_left - j * d->dilation_w) * pix + c0;
                 for (int64_t q0 = 0; q0 < cig; q0 += qb)
-                    FN(thin_filter_tap)(d, cig, rows, row_at[i] - (d->pad_left - j * d->dilation_w) * E + q0 * C + c0,
-                                        dy_row, o_lo[j], o_hi[j], dw_part + (i * d->kw + j) * E + q0 * C + c0, c0);
+                    FN(thin_filter_tap)(d, cig, spread, rows, spread ? x_at : x_at + q0 * C, dy_row, o_lo[j], o_hi[j],
+                                        dw_part + (i * d->kw + j) * E + q0 * C + c0, c0, q0);
             }
     for (int64_t o = ox; o < ox_end && full < C; o++) {
         FN(thin_taps) t = {i_lo, i_hi, 0, 0, o * d->stride_w - d->pad_left};
         conv_taps_inside(d, t.ix0, &t.j_lo, &t.j_hi);
-        FN(thin_backward_filter_tail)(d, cig, &t, rows, row_at, dy_row + o * C, dw_part, full);
+        FN(thin_backward_filter_tail)(d, cig, spread, &t, rows, row_at, dy_row + o * C, dw_part, full);
     }
 }
 
@@ -285,20 +345,29 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_f
     int64_t *tags = scratch + 3 * d->kh + 2 * d->kw;                              \
     T *ring = (T *)((slot) + (p)->ring_at)
 
-/* Runs ROW_CALL(cig) with cig a constant where it is common (so the j loop unrolls). */
-#define THIN_BY_CIG(cig, ROW_CALL)      \
-    switch (cig) {                      \
-    case 1: ROW_CALL(1); break;         \
-    case 2: ROW_CALL(2); break;         \
-    case 4: ROW_CALL(4); break;         \
-    case 8: ROW_CALL(8); break;         \
-    default: ROW_CALL(cig); break;      \
+/* Runs ROW_CALL(cig, spread) with both constants where cig is common (and
+ * thin_spreads allows the spread mode only for cig 2, 4, 8 dividing the lanes). */
+#define THIN_BY_CIG(cig, spread, ROW_CALL)                    \
+    if (spread) {                                             \
+        switch (cig) {                                        \
+        case 2: ROW_CALL(2, 1); break;                        \
+        case 4: if (THIN_LANES % 4 == 0) ROW_CALL(4, 1); break; \
+        default: if (THIN_LANES % 8 == 0) ROW_CALL(8, 1); break; \
+        }                                                     \
+    } else {                                                  \
+        switch (cig) {                                        \
+        case 1: ROW_CALL(1, 0); break;                        \
+        case 2: ROW_CALL(2, 0); break;                        \
+        case 4: ROW_CALL(4, 0); break;                        \
+        case 8: ROW_CALL(8, 0); break;                        \
+        default: ROW_CALL(cig, 0); break;                     \
+        }                                                     \
     }
 
 /* Calls ROW_CALL for each output image row of rows [m0, m0 + rows), after
  * filling row_at with the offsets of its input rows (expanded when needed);
  * n, oy, ox, ox_end, i_lo, i_hi name the row's pixels and kernel rows. */
-#define THIN_FOR_EACH_OUTPUT_ROW(d, p, x, m0, rows, row_at, ring, tags, BODY)                          \
+#define THIN_FOR_EACH_OUTPUT_ROW(d, p, in_place, x, m0, rows, row_at, ring, tags, BODY)               \
     for (int64_t r_ = 0; r_ < (p)->ring_rows_x; r_++)                                                  \
         (tags)[r_] = -1;                                                                               \
     for (int64_t m = (m0); m < (m0) + (rows);) {                                                       \
@@ -307,39 +376,43 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_f
         const int64_t ox_end = min64((d)->ow, ox + (m0) + (rows) - m);                                 \
         const int64_t i_lo = first.i_lo, i_hi = first.i_hi;                                            \
         for (int64_t i = i_lo; i < i_hi; i++)                                                          \
-            (row_at)[i] = FN(thin_row)(p, n * (d)->h + first.iy0 + i * (d)->dilation_h, (p)->ring_rows_x, \
+            (row_at)[i] = FN(thin_row)(in_place, n * (d)->h + first.iy0 + i * (d)->dilation_h, (p)->ring_rows_x, \
                                        (d)->w, x, (d)->c_in, (p)->cig, (p)->cog, ring, tags);          \
         BODY                                                                                           \
         m += ox_end - ox;                                                                              \
     }
 
 /* Output rows [m0, m0 + rows) of the forward pass. */
-#define THIN_FORWARD_ROW(CIG) FN(thin_forward_row)(d, CIG, i_lo, i_hi, ox, ox_end, src, row_at, w, bias, out_row)
+#define THIN_FORWARD_ROW(CIG, SPREAD) \
+    FN(thin_forward_row)(d, CIG, SPREAD, i_lo, i_hi, ox, ox_end, src, row_at, w, bias, out_row)
 static THIN_TARGET void FN(thin_forward_chunk)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *x,
                                                const T *w, const T *bias, T *y, int64_t m0, int64_t rows,
                                                char *slot)
 {
     THIN_SLOT(p, slot, row_at, tags, ring);
-    const T *src = p->expand ? ring : x;
-    THIN_FOR_EACH_OUTPUT_ROW(d, p, x, m0, rows, row_at, ring, tags, {
+    const int spread = FN(thin_spreads)(p), in_place = spread || !p->expand;
+    const T *src = in_place ? x : ring;
+    THIN_FOR_EACH_OUTPUT_ROW(d, p, in_place, x, m0, rows, row_at, ring, tags, {
         T *out_row = y + ((n * d->oh + oy) * d->ow) * d->c_out;
-        THIN_BY_CIG(p->cig, THIN_FORWARD_ROW)
+        THIN_BY_CIG(p->cig, spread, THIN_FORWARD_ROW)
     })
 }
 #undef THIN_FORWARD_ROW
 
 /* Adds the filter gradient of output rows [m0, m0 + rows) into dw_part. */
-#define THIN_FILTER_ROW(CIG) FN(thin_backward_filter_row)(d, CIG, i_lo, i_hi, ox, ox_end, src, row_at, dy_row, dw_part, \
-                                                          row_at + d->kh, row_at + d->kh + d->kw)
+#define THIN_FILTER_ROW(CIG, SPREAD)                                                                          \
+    FN(thin_backward_filter_row)(d, CIG, SPREAD, i_lo, i_hi, ox, ox_end, src, row_at, dy_row, dw_part, row_at + d->kh, \
+                                 row_at + d->kh + d->kw)
 static THIN_TARGET void FN(thin_backward_filter_chunk)(const pycnn_conv2d_desc *d, const conv_plan *p,
                                                        const T *x, const T *dy, T *dw_part, int64_t m0,
                                                        int64_t rows, char *slot)
 {
     THIN_SLOT(p, slot, row_at, tags, ring);
-    const T *src = p->expand ? ring : x;
-    THIN_FOR_EACH_OUTPUT_ROW(d, p, x, m0, rows, row_at, ring, tags, {
+    const int spread = FN(thin_spreads)(p), in_place = spread || !p->expand;
+    const T *src = in_place ? x : ring;
+    THIN_FOR_EACH_OUTPUT_ROW(d, p, in_place, x, m0, rows, row_at, ring, tags, {
         const T *dy_row = dy + ((n * d->oh + oy) * d->ow) * d->c_out;
-        THIN_BY_CIG(p->cig, THIN_FILTER_ROW)
+        THIN_BY_CIG(p->cig, spread, THIN_FILTER_ROW)
     })
 }
 #undef THIN_FILTER_ROW
@@ -350,24 +423,38 @@ static THIN_TARGET void FN(thin_backward_filter_chunk)(const pycnn_conv2d_desc *
  * output pixels that read them, reader (a, b) being output pixel
  * (out_y[a], out_x[b]) through tap (tap_i[a], tap_j[b]). */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_data_vec)(
-    const pycnn_conv2d_desc *d, int64_t cog, int64_t pixels, const T *rows, const int64_t *row_at, const T *wt,
-    T *out, int64_t c0, const int64_t *tap_i, int64_t ni, const int64_t *tap_j, const int64_t *out_x, int64_t nj)
+    const pycnn_conv2d_desc *d, int64_t cog, int spread, int64_t pixels, const T *rows, const int64_t *row_at,
+    const T *wt, T *out, int64_t c0, const int64_t *tap_i, int64_t ni, const int64_t *tap_j, const int64_t *out_x,
+    int64_t nj)
 {
-    const int64_t C = d->c_in, E = cog * C;
+    const int64_t C = d->c_in, E = cog * C, pix = spread ? C : E;
     FN(vec) acc[THIN_PIXELS][THIN_VECS];
     for (int64_t px = 0; px < pixels; px++)
         for (int64_t v = 0; v < THIN_VECS; v++)
             acc[px][v] = (FN(vec)){0};
     for (int64_t a = 0; a < ni; a++)
         for (int64_t b = 0; b < nj; b++) {
-            const T *dyp = rows + row_at[a] + out_x[b] * E + c0;
+            const T *dyp = rows + row_at[a] + out_x[b] * pix + c0;
             const T *wp = wt + (tap_i[a] * d->kw + tap_j[b]) * E + c0;
+            if (spread) {
+                for (int64_t v = 0; v < THIN_VECS; v++) {
+                    FN(vec) gv[THIN_PIXELS];
+                    for (int64_t px = 0; px < pixels; px++)
+                        gv[px] = THIN_SPREAD_SOURCE(dyp + px * pix + v * THIN_LANES, cog);
+                    for (int64_t q = 0; q < cog; q++) {
+                        const FN(vec) wv = VLOAD(wp + q * C + v * THIN_LANES);
+                        for (int64_t px = 0; px < pixels; px++)
+                            acc[px][v] += FN(thin_spread)(gv[px], dyp + px * pix + v * THIN_LANES, cog, q) * wv;
+                    }
+                }
+                continue;
+            }
             THIN_ROLLED
             for (int64_t q = 0; q < cog; q++, dyp += C, wp += C)
                 for (int64_t v = 0; v < THIN_VECS; v++) {
                     const FN(vec) wv = VLOAD(wp + v * THIN_LANES);
                     for (int64_t px = 0; px < pixels; px++)
-                        acc[px][v] += VLOAD(dyp + px * E + v * THIN_LANES) * wv;
+                        acc[px][v] += VLOAD(dyp + px * pix + v * THIN_LANES) * wv;
                 }
         }
     for (int64_t px = 0; px < pixels; px++)
@@ -375,20 +462,20 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_d
             VSTORE(out + px * C + c0 + v * THIN_LANES, acc[px][v]);
 }
 
-static inline THIN_TARGET void FN(thin_backward_data_tail)(const pycnn_conv2d_desc *d, int64_t cog, const T *rows,
-                                                           const int64_t *row_at, const T *wt, T *out, int64_t c0,
-                                                           const int64_t *tap_i, int64_t ni, const int64_t *tap_j,
-                                                           const int64_t *out_x, int64_t nj)
+static inline THIN_TARGET void FN(thin_backward_data_tail)(const pycnn_conv2d_desc *d, int64_t cog, int spread,
+                                                           const T *rows, const int64_t *row_at, const T *wt, T *out,
+                                                           int64_t c0, const int64_t *tap_i, int64_t ni,
+                                                           const int64_t *tap_j, const int64_t *out_x, int64_t nj)
 {
-    const int64_t C = d->c_in, E = cog * C;
+    const int64_t C = d->c_in, E = cog * C, pix = spread ? C : E;
     for (int64_t c = c0; c < C; c++) {
         T acc = 0;
         for (int64_t a = 0; a < ni; a++)
             for (int64_t b = 0; b < nj; b++) {
-                const T *dyp = rows + row_at[a] + out_x[b] * E + c;
+                const T *dyp = rows + row_at[a] + out_x[b] * pix;
                 const T *wp = wt + (tap_i[a] * d->kw + tap_j[b]) * E + c;
                 for (int64_t q = 0; q < cog; q++)
-                    acc += dyp[q * C] * wp[q * C];
+                    acc += (spread ? dyp[c - c % cog + q] : dyp[q * C + c]) * wp[q * C];
             }
         out[c] = acc;
     }
@@ -412,8 +499,8 @@ static inline THIN_TARGET int64_t FN(thin_readers)(int64_t in, int64_t pad, int6
 /* One dx row: THIN_PIXELS pixels at a time where stride_w is 1 and every tap
  * of the group's first and last pixel (so of all between) has a reader. */
 static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_data_row)(
-    const pycnn_conv2d_desc *d, int64_t cog, const T *rows, const int64_t *row_at, const T *wt, T *dx_row,
-    const int64_t *tap_i, int64_t ni, int64_t *tap_j, int64_t *out_x)
+    const pycnn_conv2d_desc *d, int64_t cog, int spread, const T *rows, const int64_t *row_at, const T *wt,
+    T *dx_row, const int64_t *tap_i, int64_t ni, int64_t *tap_j, int64_t *out_x)
 {
     const int64_t C = d->c_in, full = C - C % THIN_BLOCK;
     for (int64_t ix = 0; ix < d->w;) {
@@ -425,14 +512,16 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_d
         T *out = dx_row + ix * C;
         for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK) {
             if (pixels == THIN_PIXELS)
-                FN(thin_backward_data_vec)(d, cog, THIN_PIXELS, rows, row_at, wt, out, c0, tap_i, ni, tap_j, out_x, nj);
+                FN(thin_backward_data_vec)(d, cog, spread, THIN_PIXELS, rows, row_at, wt, out, c0, tap_i, ni, tap_j,
+                                           out_x, nj);
             else
-                FN(thin_backward_data_vec)(d, cog, 1, rows, row_at, wt, out, c0, tap_i, ni, tap_j, out_x, nj);
+                FN(thin_backward_data_vec)(d, cog, spread, 1, rows, row_at, wt, out, c0, tap_i, ni, tap_j, out_x, nj);
         }
         for (int64_t px = 0; px < pixels && full < C; px++) {
             for (int64_t b = 0; b < nj && px > 0; b++)
                 out_x[b]++;
-            FN(thin_backward_data_tail)(d, cog, rows, row_at, wt, out + px * C, full, tap_i, ni, tap_j, out_x, nj);
+            FN(thin_backward_data_tail)(d, cog, spread, rows, row_at, wt, out + px * C, full, tap_i, ni, tap_j,
+                                        out_x, nj);
         }
         ix += pixels;
     }
@@ -446,24 +535,28 @@ static THIN_TARGET void FN(thin_backward_data_rows)(const pycnn_conv2d_desc *d, 
     THIN_SLOT(p, slot, scratch, tags, ring);
     int64_t *tap_i = scratch, *out_y = scratch + d->kh, *row_at = scratch + 2 * d->kh;
     int64_t *tap_j = scratch + 3 * d->kh, *out_x = scratch + 3 * d->kh + d->kw;
-    const T *src = p->expand ? ring : dy;
+    const int spread = FN(thin_spreads)(p), in_place = spread || !p->expand;
+    const T *src = in_place ? dy : ring;
     for (int64_t r = 0; r < p->ring_rows_dy; r++)
         tags[r] = -1;
     for (int64_t row = row0; row < row0 + count; row++) {
         const int64_t n = row / d->h, iy = row % d->h;
         const int64_t ni = FN(thin_readers)(iy, d->pad_top, d->stride_h, d->dilation_h, d->kh, d->oh, tap_i, out_y);
         for (int64_t a = 0; a < ni; a++)
-            row_at[a] = FN(thin_row)(p, n * d->oh + out_y[a], p->ring_rows_dy, d->ow, dy, d->c_out, p->cog,
+            row_at[a] = FN(thin_row)(in_place, n * d->oh + out_y[a], p->ring_rows_dy, d->ow, dy, d->c_out, p->cog,
                                      p->cig, ring, tags);
         T *dx_row = dx + row * d->w * d->c_in;
-#define THIN_DATA_ROW(COG) FN(thin_backward_data_row)(d, COG, src, row_at, wt, dx_row, tap_i, ni, tap_j, out_x)
-        THIN_BY_CIG(p->cog, THIN_DATA_ROW)
+#define THIN_DATA_ROW(COG, SPREAD) \
+    FN(thin_backward_data_row)(d, COG, SPREAD, src, row_at, wt, dx_row, tap_i, ni, tap_j, out_x)
+        THIN_BY_CIG(p->cog, spread, THIN_DATA_ROW)
 #undef THIN_DATA_ROW
     }
 }
 
 #undef THIN_SLOT
 #undef THIN_BY_CIG
+#undef THIN_CAN_SPREAD
+#undef THIN_SPREAD_SOURCE
 #undef THIN_FOR_EACH_OUTPUT_ROW
 #undef VLOAD
 #undef VSTORE
