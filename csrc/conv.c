@@ -13,7 +13,7 @@
 #endif
 
 /* The thin-group kernels: portable (SSE2, the x86-64 baseline), and again
- * for AVX2 when the GEMM's ISA (pycnn_isa, so also PYCNN_ISA) is not "ref". */
+ * for AVX2 and AVX-512, chosen by the GEMM's ISA (pycnn_isa, so also PYCNN_ISA). */
 #define THIN_TARGET
 #define THIN_VEC_BYTES 16
 #define THIN_VECS 4
@@ -60,7 +60,34 @@
 #undef THIN_VEC_BYTES
 #undef THIN_VECS
 #undef THIN_PIXELS
-#define THIN_PICK(name, SFX) (strcmp(pycnn_isa(), "ref") != 0 ? name##_##SFX##_avx2 : name##_##SFX##_base)
+#define THIN_TARGET __attribute__((target("avx512f")))
+#define THIN_VEC_BYTES 64
+#define THIN_VECS 1
+#define THIN_PIXELS 8
+#define T float
+#define TI int32_t
+#define FN(name) name##_f32_avx512
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#define T double
+#define TI int64_t
+#define FN(name) name##_f64_avx512
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#undef THIN_TARGET
+#undef THIN_VEC_BYTES
+#undef THIN_VECS
+#undef THIN_PIXELS
+/* The AVX-512 build of this C measured faster for depthwise multiplier 1
+ * only (ResNeXt's shuffles come out slower than with AVX2). */
+#define THIN_PICK(name, SFX)                                                                     \
+    (strcmp(pycnn_isa(), "avx512") == 0 && p->cig == 1 && p->cog == 1 ? name##_##SFX##_avx512    \
+     : strcmp(pycnn_isa(), "ref") != 0                              ? name##_##SFX##_avx2        \
+                                                                    : name##_##SFX##_base)
 #else
 #define THIN_PICK(name, SFX) name##_##SFX##_base
 #endif

@@ -265,7 +265,7 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_filter_tap
     for (int64_t k = 0; k < THIN_PIXELS; k++)
         for (int64_t v = 0; v < THIN_VECS; v++)
             acc[k][v] = (FN(vec)){0};
-    const T *xp = rows + x_at + o_lo * step, *gp = dy_row + o_lo * C + c0;
+    const T *xp = rows + (x_at + o_lo * step), *gp = dy_row + o_lo * C + c0;
     int64_t o = o_lo;
     for (; o + sets <= o_hi; o += sets, xp += sets * step, gp += sets * C)
         for (int64_t set = 0; set < sets; set++)
