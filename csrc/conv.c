@@ -310,7 +310,8 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
  * lecture's "backprop is a convolution with flipped filters"): a gather with
  * no col2im scatter, split over rows like the forward pass even for one image.
  * The padding becomes reach - pad on each side, so it applies when every pad
- * lies in [0, reach]; depthwise and 1x1 layers keep their own kernels. */
+ * lies in [0, reach]; thin-group (depthwise included) and 1x1 layers keep
+ * their own kernels. */
 typedef struct {
     pycnn_conv2d_desc d;   /* the forward convolution that computes dx */
     conv_plan p;

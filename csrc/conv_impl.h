@@ -2,7 +2,8 @@
  * Convolution passes, written once for float and double (included by
  * conv.c with T and FN(name) defined).  Every pass works on chunks of output
  * rows (the flattened n, oh, ow; see conv_chunk_rows): im2col of the chunk,
- * then one GEMM per group.  Chunks are spread over threads; the backward-
+ * then one GEMM per group, or, for thin groups (conv_thin_impl.h), direct
+ * loops over the chunk.  Chunks are spread over threads; the backward-
  * filter reduction keeps one partial per slot and adds the slots in a fixed
  * order; backward-data scatters into dx, so it gives each thread whole images.
  */

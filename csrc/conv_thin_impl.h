@@ -8,17 +8,20 @@
  * depends only on the shape and the chunk, so results never depend on the
  * thread count.
  *
- * Channel expansion: xe[pixel][j][co] = x[pixel][(co / cog) * cig + j] puts the
- * j-th input of output channel co in lane co, so that
- *     y[p][co]      = bias[co] + sum_tap sum_j xe[p + tap][j][co] * w[tap][j][co]
- *     dw[tap][j][co] += xe[p + tap][j][co] * dy[p][co]
- * are the depthwise loops with a j loop (the Keras weights are w[tap][j][co]).
+ * Channel expansion: xe[pixel][q][co] = x[pixel][(co / cog) * cig + q] puts the
+ * q-th input of output channel co in lane co, so that
+ *     y[p][co]       = bias[co] + sum_tap sum_q xe[p + tap][q][co] * w[tap][q][co]
+ *     dw[tap][q][co] += sum_p xe[p + tap][q][co] * dy[p][co]
+ * are the depthwise loops with a q loop (the Keras weights are w[tap][q][co]).
  * Backward-data is the same gather with dye[p][k][ci] = dy[p][(ci / cig) * cog + k]
  * and wt[tap][k][ci] = w[tap][ci % cig][(ci / cig) * cog + k].  Both have
  * cig * c_out values per pixel.  Rows are expanded on demand into a ring of
  * rows per slot (row r in ring row r % R, tagged with r; R = the rows one
- * output row's window spans), so each row is expanded about once per chunk.
+ * output row's window spans), so each row is expanded about once per chunk;
+ * in spread mode (see thin_spread) the expansion happens in registers instead.
  * Depthwise multiplier 1 (cig = cog = 1) needs no expansion: rows are read in place.
+ * Backward-filter sums each tap's products along an output row in registers
+ * and adds the sum to the slot's partial once per row.
  */
 
 #define THIN_LANES ((int64_t)(THIN_VEC_BYTES / sizeof(T)))
