@@ -82,14 +82,15 @@
 #undef THIN_VEC_BYTES
 #undef THIN_VECS
 #undef THIN_PIXELS
-/* The AVX-512 build of this C measured faster for depthwise multiplier 1
- * only (ResNeXt's shuffles come out slower than with AVX2). */
-#define THIN_PICK(name, SFX)                                                                     \
-    (strcmp(pycnn_isa(), "avx512") == 0 && p->cig == 1 && p->cog == 1 ? name##_##SFX##_avx512    \
-     : strcmp(pycnn_isa(), "ref") != 0                              ? name##_##SFX##_avx2        \
-                                                                    : name##_##SFX##_base)
+/* The AVX-512 build of this C measured faster only for the forward and
+ * backward-data passes of depthwise multiplier 1 (ResNeXt's shuffles and
+ * the backward-filter row sums come out slower than with AVX2). */
+#define THIN_PICK(name, SFX, avx512_ok)                                                          \
+    ((avx512_ok) && strcmp(pycnn_isa(), "avx512") == 0 && p->cig == 1 && p->cog == 1             \
+         ? name##_##SFX##_avx512                                                                 \
+     : strcmp(pycnn_isa(), "ref") != 0 ? name##_##SFX##_avx2 : name##_##SFX##_base)
 #else
-#define THIN_PICK(name, SFX) name##_##SFX##_base
+#define THIN_PICK(name, SFX, avx512_ok) name##_##SFX##_base
 #endif
 
 #define DEFINE_THIN_DISPATCH(SFX, T)                                                                 \
@@ -97,19 +98,19 @@
                                          const T *w, const T *bias, T *y, int64_t m0, int64_t rows,   \
                                          char *slot)                                                  \
     {                                                                                                 \
-        THIN_PICK(thin_forward_chunk, SFX)(d, p, x, w, bias, y, m0, rows, slot);                      \
+        THIN_PICK(thin_forward_chunk, SFX, 1)(d, p, x, w, bias, y, m0, rows, slot);                      \
     }                                                                                                 \
     static void thin_backward_filter_chunk_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,      \
                                                  const T *x, const T *dy, T *dw_part, int64_t m0,     \
                                                  int64_t rows, char *slot)                            \
     {                                                                                                 \
-        THIN_PICK(thin_backward_filter_chunk, SFX)(d, p, x, dy, dw_part, m0, rows, slot);             \
+        THIN_PICK(thin_backward_filter_chunk, SFX, 0)(d, p, x, dy, dw_part, m0, rows, slot);             \
     }                                                                                                 \
     static void thin_backward_data_rows_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,         \
                                               const T *dy, const T *wt, T *dx, int64_t row0,          \
                                               int64_t count, char *slot)                              \
     {                                                                                                 \
-        THIN_PICK(thin_backward_data_rows, SFX)(d, p, dy, wt, dx, row0, count, slot);                 \
+        THIN_PICK(thin_backward_data_rows, SFX, 1)(d, p, dy, wt, dx, row0, count, slot);                 \
     }
 DEFINE_THIN_DISPATCH(f32, float)
 DEFINE_THIN_DISPATCH(f64, double)
