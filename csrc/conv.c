@@ -12,6 +12,109 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
+/* The thin-group kernels: portable (SSE2, the x86-64 baseline), and again
+ * for AVX2 and AVX-512, chosen by the GEMM's ISA (pycnn_isa, so also PYCNN_ISA). */
+#define THIN_TARGET
+#define THIN_VEC_BYTES 16
+#define THIN_VECS 4
+#define THIN_PIXELS 2
+#define T float
+#define TI int32_t
+#define FN(name) name##_f32_base
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#define T double
+#define TI int64_t
+#define FN(name) name##_f64_base
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#undef THIN_TARGET
+#undef THIN_VEC_BYTES
+#undef THIN_VECS
+#undef THIN_PIXELS
+
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+#define THIN_TARGET __attribute__((target("avx2")))
+#define THIN_VEC_BYTES 32
+#define THIN_VECS 2
+#define THIN_PIXELS 4
+#define T float
+#define TI int32_t
+#define FN(name) name##_f32_avx2
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#define T double
+#define TI int64_t
+#define FN(name) name##_f64_avx2
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#undef THIN_TARGET
+#undef THIN_VEC_BYTES
+#undef THIN_VECS
+#undef THIN_PIXELS
+#define THIN_TARGET __attribute__((target("avx512f")))
+#define THIN_VEC_BYTES 64
+#define THIN_VECS 1
+#define THIN_PIXELS 8
+#define T float
+#define TI int32_t
+#define FN(name) name##_f32_avx512
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#define T double
+#define TI int64_t
+#define FN(name) name##_f64_avx512
+#include "conv_thin_impl.h"
+#undef T
+#undef TI
+#undef FN
+#undef THIN_TARGET
+#undef THIN_VEC_BYTES
+#undef THIN_VECS
+#undef THIN_PIXELS
+/* The AVX-512 build of this C measured faster only for the forward and
+ * backward-data passes of depthwise multiplier 1 (ResNeXt's shuffles and
+ * the backward-filter row sums come out slower than with AVX2). */
+#define THIN_PICK(name, SFX, avx512_ok)                                                          \
+    ((avx512_ok) && strcmp(pycnn_isa(), "avx512") == 0 && p->cig == 1 && p->cog == 1             \
+         ? name##_##SFX##_avx512                                                                 \
+     : strcmp(pycnn_isa(), "ref") != 0 ? name##_##SFX##_avx2 : name##_##SFX##_base)
+#else
+#define THIN_PICK(name, SFX, avx512_ok) name##_##SFX##_base
+#endif
+
+#define DEFINE_THIN_DISPATCH(SFX, T)                                                                 \
+    static void thin_forward_chunk_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, const T *x,  \
+                                         const T *w, const T *bias, T *y, int64_t m0, int64_t rows,   \
+                                         char *slot)                                                  \
+    {                                                                                                 \
+        THIN_PICK(thin_forward_chunk, SFX, 1)(d, p, x, w, bias, y, m0, rows, slot);                      \
+    }                                                                                                 \
+    static void thin_backward_filter_chunk_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,      \
+                                                 const T *x, const T *dy, T *dw_part, int64_t m0,     \
+                                                 int64_t rows, char *slot)                            \
+    {                                                                                                 \
+        THIN_PICK(thin_backward_filter_chunk, SFX, 0)(d, p, x, dy, dw_part, m0, rows, slot);             \
+    }                                                                                                 \
+    static void thin_backward_data_rows_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,         \
+                                              const T *dy, const T *wt, T *dx, int64_t row0,          \
+                                              int64_t count, char *slot)                              \
+    {                                                                                                 \
+        THIN_PICK(thin_backward_data_rows, SFX, 1)(d, p, dy, wt, dx, row0, count, slot);                 \
+    }
+DEFINE_THIN_DISPATCH(f32, float)
+DEFINE_THIN_DISPATCH(f64, double)
+
 #define T float
 #define FN(name) name##_f32
 #include "conv_impl.h"
@@ -72,6 +175,43 @@ pycnn_status pycnn_conv2d_check(pycnn_conv2d_desc *d)
     return conv_check_geometry(d, 0);
 }
 
+/* Whether a grouped layer takes the thin-group kernels, and their slot
+ * workspace: scratch indices (3 kh + 2 kw: readers of an input row and column,
+ * ring row offsets), the ring tags, then the ring of channel-expanded rows.
+ * Measured on ResNeXt-like layers: up to 8 channels per group beat a GEMM per
+ * group; AlexNet-style groups (48+ channels each) keep the GEMM. */
+static pycnn_status plan_thin(const pycnn_conv2d_desc *d, conv_plan *p, int64_t size)
+{
+    p->thin = p->expand = 0;
+    p->ring_rows_x = p->ring_rows_dy = p->ring_at = p->ring_bytes = p->thin_w_bytes = 0;
+    if (d->groups == 1 || p->cig > CONV_THIN_MAX_CIG || p->cog > CONV_THIN_MAX_COG)
+        return PYCNN_OK;
+    const int expand = p->cig > 1 || p->cog > 1;
+    const int64_t eff_h = (d->kh - 1) * d->dilation_h + 1;   /* no overflow: checked geometry */
+    int64_t lanes, ring_x, ring_dy, ring_bytes = 0;
+    if (expand) {
+        /* A window spans eff_h input rows, and an input row's readers
+         * (eff_h - 1) / stride_h + 1 output rows. */
+        if (!mul_ok(p->cig, d->c_out, &lanes) || !mul_ok(eff_h, d->w, &ring_x) ||
+            !mul_ok((eff_h - 1) / d->stride_h + 1, d->ow, &ring_dy) ||
+            !mul_ok(max64(ring_x, ring_dy), lanes, &ring_bytes) || !mul_ok(ring_bytes, size, &ring_bytes) ||
+            ring_bytes > CONV_THIN_RING_BUDGET)
+            return PYCNN_OK;   /* rows too long for the ring: GEMM per group */
+        p->ring_rows_x = eff_h;
+        p->ring_rows_dy = (eff_h - 1) / d->stride_h + 1;
+        p->thin_w_bytes = align_up64(d->kh * d->kw * lanes * size);   /* within the checked w size */
+    }
+    int64_t indices;
+    if (!add_ok(3 * d->kh, 2 * d->kw, &indices) || !add_ok(indices, max64(p->ring_rows_x, p->ring_rows_dy), &indices) ||
+        !mul_ok(indices, (int64_t)sizeof(int64_t), &p->ring_at))
+        return PYCNN_ERR_OVERFLOW;
+    p->ring_at = align_up64(p->ring_at);
+    p->ring_bytes = align_up64(ring_bytes);
+    p->thin = 1;
+    p->expand = expand;
+    return PYCNN_OK;
+}
+
 pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
 {
     const int64_t size = (int64_t)dtype_size(d->dtype);
@@ -82,10 +222,12 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     p->direct = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
                 d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
                 d->pad_right == 0 && d->groups == 1;
-    /* Depthwise filters (one input channel per group) are too thin for GEMM:
-     * they run as direct loops vectorized over channels, with no im2col. */
-    p->depthwise = p->cig == 1 && d->groups > 1;
-    const int no_col = p->direct || p->depthwise;
+    /* Few channels per group (depthwise included) are too thin for GEMM: direct
+     * loops vectorized over channels, with no im2col (conv_thin_impl.h). */
+    pycnn_status st = plan_thin(d, p, size);
+    if (st != PYCNN_OK)
+        return st;
+    const int no_col = p->direct || p->thin;
     const int64_t row_bytes = no_col ? 0 : p->k * size;
     const int64_t budget_rows = no_col ? CONV_DIRECT_ROWS : max64(CONV_COL_BUDGET / max64(row_bytes, 1), 1);
     p->images = d->n;
@@ -115,7 +257,7 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     /* Backward-filter by column blocks of dw: always for 1x1 (x is the im2col);
      * otherwise when chunks are short (a deep layer on one image), where slot
      * partials would be re-read and re-written for little arithmetic each. */
-    const int short_chunks = !p->direct && !p->depthwise && d->groups == 1 &&
+    const int short_chunks = !p->direct && !p->thin && d->groups == 1 &&
                              p->rows_per_piece < CONV_SHORT_CHUNK_ROWS;
     p->filter_col_blocks = p->direct || short_chunks ? max64(1, min64(CONV_SLOTS, d->c_out / CONV_MIN_BLOCK_COLS)) : 1;
     p->slots = min64(CONV_SLOTS, max64(p->chunks * max64(p->out_col_blocks, p->in_col_blocks),
@@ -128,15 +270,13 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     p->col_bytes = 0;
     if (!no_col && !mul_ok(rows, row_bytes, &p->col_bytes))
         return PYCNN_ERR_OVERFLOW;
-    /* Depthwise backward-data lists each input pixel's readers: 2 (kh + kw) indices. */
-    int64_t taps;
-    if (p->depthwise && (!add_ok(d->kh, d->kw, &taps) || !mul_ok(taps, 2 * (int64_t)sizeof(int64_t), &p->col_bytes)))
-        return PYCNN_ERR_OVERFLOW;
+    if (p->thin)
+        p->col_bytes = p->ring_at + p->ring_bytes;
     p->col_bytes = align_up64(p->col_bytes);
     /* Few output channels per group (up to two tiles of rows) fill a GEMM tile's
      * rows far better than its (wide) columns: such layers compute y^T = w^T col^T into a buffer of
      * cog x rows and transpose it, and keep their weight gradient transposed. */
-    p->narrow = !p->depthwise && p->cog <= 2 * GEMM_MR_MAX && p->k >= GEMM_MR_MAX;
+    p->narrow = !p->thin && p->cog <= 2 * GEMM_MR_MAX && p->k >= GEMM_MR_MAX;
     p->col_by_tap = p->narrow && !p->direct && d->groups == 1 && d->c_in == 1 && d->stride_w == 1;
     p->narrow_bytes = 0;
     if (p->narrow && !mul_ok(rows * size, p->cog, &p->narrow_bytes))
@@ -145,7 +285,7 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     if (!add_ok(p->col_bytes, p->narrow_bytes, &p->col_bytes))
         return PYCNN_ERR_OVERFLOW;
     /* The GEMMs of all passes, in both orientations. */
-    p->pack_bytes = p->depthwise ? 0 :
+    p->pack_bytes = p->thin ? 0 :
         align_up64(max64(gemm_pack_bytes(d->dtype, rows, max64(p->cog, p->k), max64(p->k, p->cog)),
                          gemm_pack_bytes(d->dtype, max64(p->k, p->cog), max64(p->k, rows), max64(rows, p->k))));
     if (!mul_ok(p->k * d->c_out + d->c_out, size, &partial))
@@ -159,9 +299,9 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
         !add_ok(p->slot_bytes, p->partial_bytes, &p->slot_bytes))
         return PYCNN_ERR_OVERFLOW;
     if (d->n == 0)   /* nothing to compute: no workspace (the passes only zero dw, dbias) */
-        p->slot_bytes = p->slots = 0;
+        p->slot_bytes = p->slots = p->thin_w_bytes = 0;
     int64_t total;
-    if (!mul_ok(p->slot_bytes, p->slots, &total))
+    if (!mul_ok(p->slot_bytes, p->slots, &total) || !add_ok(total, p->thin_w_bytes, &total))
         return PYCNN_ERR_OVERFLOW;
     return PYCNN_OK;
 }
@@ -171,7 +311,8 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
  * lecture's "backprop is a convolution with flipped filters"): a gather with
  * no col2im scatter, split over rows like the forward pass even for one image.
  * The padding becomes reach - pad on each side, so it applies when every pad
- * lies in [0, reach]; depthwise and 1x1 layers keep their own kernels. */
+ * lies in [0, reach]; thin-group (depthwise included) and 1x1 layers keep
+ * their own kernels. */
 typedef struct {
     pycnn_conv2d_desc d;   /* the forward convolution that computes dx */
     conv_plan p;
@@ -184,7 +325,7 @@ static int plan_flipped(const pycnn_conv2d_desc *d, const conv_plan *p, flipped_
      * whole images): a batch of one to three images.  With a batch, col2im is
      * as fast, and few input channels make the flipped convolution narrow. */
     const int64_t scatter_units = p->pieces == 1 ? p->chunks : d->n;
-    if (d->stride_h != 1 || d->stride_w != 1 || p->direct || p->depthwise || d->n == 0 ||
+    if (d->stride_h != 1 || d->stride_w != 1 || p->direct || p->thin || d->n == 0 ||
         scatter_units >= CONV_SLOTS || d->c_in <= GEMM_MR_MAX)
         return 0;
     const int64_t reach_h = (d->kh - 1) * d->dilation_h, reach_w = (d->kw - 1) * d->dilation_w;
@@ -211,7 +352,7 @@ static int plan_flipped(const pycnn_conv2d_desc *d, const conv_plan *p, flipped_
 static int64_t workspace_bytes(const pycnn_conv2d_desc *d, const conv_plan *p)
 {
     flipped_conv f;
-    const int64_t own = p->slot_bytes * p->slots;
+    const int64_t own = p->slot_bytes * p->slots + p->thin_w_bytes;
     if (!plan_flipped(d, p, &f))
         return own;
     return max64(own, f.w_bytes + f.p.slot_bytes * f.p.slots);

@@ -20,6 +20,12 @@
 #define CONV_MIN_BLOCK_COLS 64
 /* Chunks shorter than this make backward-filter split dw by columns (see conv.c). */
 #define CONV_SHORT_CHUNK_ROWS 256
+/* Grouped layers with at most this many input and output channels per group
+ * run the thin-group kernels (conv_thin_impl.h) instead of a GEMM per group. */
+#define CONV_THIN_MAX_CIG 8
+#define CONV_THIN_MAX_COG 8
+/* Most bytes of one slot's ring of channel-expanded rows (else: GEMM per group). */
+#define CONV_THIN_RING_BUDGET (4 << 20)
 
 typedef struct {
     int64_t cig, cog;            /* channels per group, in and out       */
@@ -32,7 +38,16 @@ typedef struct {
      * c % pieces of image c / pieces. */
     int64_t images_per_chunk, pieces, rows_per_piece, chunks;
     int direct;                  /* 1x1, stride 1, no padding, 1 group: x is its own im2col */
-    int depthwise;               /* one input channel per group: direct loops, no GEMM */
+    int thin;                    /* few channels per group (depthwise included): the
+                                  * direct loops of conv_thin_impl.h, no GEMM */
+    int expand;                  /* thin with cig or cog > 1: rows are channel-expanded
+                                  * into a ring (depthwise multiplier 1 reads them in place) */
+    /* Thin layers: ring rows for x (forward, backward-filter) and for dy
+     * (backward-data), each row cig * c_out values per pixel; the slot holds
+     * its scratch indices, the ring tags, then the ring (all in col_bytes). */
+    int64_t ring_rows_x, ring_rows_dy, ring_at, ring_bytes;
+    /* Thin, expanded: the filters rearranged for backward-data, after the slots. */
+    int64_t thin_w_bytes;
     int narrow;                  /* few output channels: GEMMs run transposed (see conv.c) */
     int col_by_tap;              /* narrow, one input channel, stride_w 1: im2col is stored
                                   * transposed, [k, rows], each tap's row a run of x */

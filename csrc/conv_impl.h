@@ -2,7 +2,8 @@
  * Convolution passes, written once for float and double (included by
  * conv.c with T and FN(name) defined).  Every pass works on chunks of output
  * rows (the flattened n, oh, ow; see conv_chunk_rows): im2col of the chunk,
- * then one GEMM per group.  Chunks are spread over threads; the backward-
+ * then one GEMM per group, or, for thin groups (conv_thin_impl.h), direct
+ * loops over the chunk.  Chunks are spread over threads; the backward-
  * filter reduction keeps one partial per slot and adds the slots in a fixed
  * order; backward-data scatters into dx, so it gives each thread whole images.
  */
@@ -216,240 +217,44 @@ void FN(add_row_sums)(const T *dy, int64_t rows, int64_t channels, int64_t ld, T
             sum[c] += dy[r * ld + c];
 }
 
-/* ---- depthwise: groups == c_in, cog = c_out / c_in filters per channel ----
- * Direct loops over output pixels and taps, innermost over channels. */
+/* ---- thin groups (depthwise included): the kernels of conv_thin_impl.h ---- */
 
-/* For output rows [m0, m0 + rows) and each tap (i, j) inside the input: runs
- * BODY with in_at / out_at (pixel offsets) and tap_at (the tap's filter row). */
-#define FOR_EACH_TAP(d, m0, rows, BODY)                                                     \
-    for (int64_t m = m0; m < (m0) + (rows); m++) {                                          \
-        ROW_PIXEL(d, m, n, oy, ox);                                                          \
-        for (int64_t i = 0; i < (d)->kh; i++) {                                              \
-            const int64_t iy = oy * (d)->stride_h - (d)->pad_top + i * (d)->dilation_h;       \
-            if (iy < 0 || iy >= (d)->h)                                                      \
-                continue;                                                                    \
-            for (int64_t j = 0; j < (d)->kw; j++) {                                          \
-                const int64_t ix = ox * (d)->stride_w - (d)->pad_left + j * (d)->dilation_w;  \
-                if (ix < 0 || ix >= (d)->w)                                                  \
-                    continue;                                                                \
-                const int64_t in_at = ((n * (d)->h + iy) * (d)->w + ix) * (d)->c_in;          \
-                const int64_t out_at = m * (d)->c_out;                                       \
-                const int64_t tap_at = (i * (d)->kw + j) * (d)->c_out;                       \
-                BODY                                                                         \
-            }                                                                                \
-        }                                                                                    \
-    }
-
-/* One filter per channel (multiplier 1, the MobileNet/Xception case): each
- * pixel's in-image taps are found once, and channels go in fixed blocks of
- * DW_BLOCK whose sums stay in vector registers across the taps (inlined with
- * a constant block size; the last, partial block takes the same code). */
-#define DW_BLOCK 16
-
-static inline __attribute__((always_inline)) void FN(dw_forward_block)(
-    const pycnn_conv2d_desc *d, const conv_window *win, const T *x, const T *w, const T *bias, T *out,
-    int64_t c0, int64_t cb)
+/* wt[tap][k][ci] = w[tap][ci % cig][(ci / cig) * cog + k]: the filters in the
+ * order backward-data's expanded dy rows read them. */
+static void FN(thin_transpose_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *wt)
 {
-    const int64_t C = d->c_in;
-    const T *image = x + win->n * d->h * d->w * C;
-    T acc[DW_BLOCK];
-    for (int64_t c = 0; c < cb; c++)
-        acc[c] = bias != NULL ? bias[c0 + c] : 0;
-    for (int64_t i = win->i_lo; i < win->i_hi; i++) {
-        const T *x_row = image + (win->iy0 + i * d->dilation_h) * d->w * C + c0;
-        for (int64_t j = win->j_lo; j < win->j_hi; j++) {
-            const T *restrict xp = x_row + (win->ix0 + j * d->dilation_w) * C;
-            const T *restrict wp = w + (i * d->kw + j) * C + c0;
-            for (int64_t c = 0; c < cb; c++)
-                acc[c] += xp[c] * wp[c];
-        }
-    }
-    for (int64_t c = 0; c < cb; c++)
-        out[c0 + c] = acc[c];
+    const int64_t E = p->cig * d->c_out;
+    for (int64_t tap = 0; tap < d->kh * d->kw; tap++)
+        for (int64_t k = 0; k < p->cog; k++)
+            for (int64_t ci = 0; ci < d->c_in; ci++)
+                wt[tap * E + k * d->c_in + ci] = w[tap * E + ci % p->cig * d->c_out + ci / p->cig * p->cog + k];
 }
 
-static void FN(depthwise_forward_m1)(const pycnn_conv2d_desc *d, const T *x, const T *w, const T *bias,
-                                     T *y, int64_t m0, int64_t rows)
-{
-    const int64_t C = d->c_in;
-    for (int64_t m = m0; m < m0 + rows; m++) {
-        const conv_window win = conv_pixel_window(d, m);
-        int64_t c0 = 0;
-        for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
-            FN(dw_forward_block)(d, &win, x, w, bias, y + m * C, c0, DW_BLOCK);
-        if (c0 < C)
-            FN(dw_forward_block)(d, &win, x, w, bias, y + m * C, c0, C - c0);
-    }
-}
-
-/* Input-gradient of one input pixel as a gather over the output pixels that
- * read it (no scatter: each dx element has one writer, so threads can split
- * dx by rows): output oy reads input iy through tap i when
- * oy * stride_h - pad_top + i * dilation_h == iy. */
-static inline __attribute__((always_inline)) void FN(dw_backward_data_block)(
-    const pycnn_conv2d_desc *d, const T *dy_image, const T *w, T *out, int64_t c0, int64_t cb,
-    const int64_t *tap_i, const int64_t *out_y, int64_t ni, const int64_t *tap_j, const int64_t *out_x, int64_t nj)
-{
-    const int64_t C = d->c_in;
-    T acc[DW_BLOCK];
-    for (int64_t c = 0; c < cb; c++)
-        acc[c] = 0;
-    for (int64_t a = 0; a < ni; a++)
-        for (int64_t b = 0; b < nj; b++) {
-            const T *restrict dyp = dy_image + (out_y[a] * d->ow + out_x[b]) * C + c0;
-            const T *restrict wp = w + (tap_i[a] * d->kw + tap_j[b]) * C + c0;
-            for (int64_t c = 0; c < cb; c++)
-                acc[c] += dyp[c] * wp[c];
-        }
-    for (int64_t c = 0; c < cb; c++)
-        out[c0 + c] = acc[c];
-}
-
-/* The (tap, output index) pairs, in tap order, through which input index `in` is read. */
-static inline int64_t FN(dw_readers)(int64_t in, int64_t pad, int64_t stride, int64_t dilation, int64_t taps,
-                                     int64_t out_size, int64_t *tap, int64_t *out)
-{
-    int64_t count = 0;
-    for (int64_t t = 0; t < taps; t++) {
-        const int64_t at = in + pad - t * dilation;   /* = o * stride */
-        if (at < 0 || at % stride != 0 || at / stride >= out_size)
-            continue;
-        tap[count] = t;
-        out[count++] = at / stride;
-    }
-    return count;
-}
-
-/* dx rows (n, iy) in [row0, row0 + count), each computed whole. */
-static void FN(depthwise_backward_data_m1)(const pycnn_conv2d_desc *d, const T *dy, const T *w, T *dx,
-                                           int64_t row0, int64_t count, int64_t *scratch)
-{
-    const int64_t C = d->c_in;
-    int64_t *tap_i = scratch, *out_y = scratch + d->kh;
-    int64_t *tap_j = scratch + 2 * d->kh, *out_x = scratch + 2 * d->kh + d->kw;
-    for (int64_t row = row0; row < row0 + count; row++) {
-        const int64_t n = row / d->h, iy = row % d->h;
-        const int64_t ni = FN(dw_readers)(iy, d->pad_top, d->stride_h, d->dilation_h, d->kh, d->oh, tap_i, out_y);
-        const T *dy_image = dy + n * d->oh * d->ow * C;
-        for (int64_t ix = 0; ix < d->w; ix++) {
-            const int64_t nj = FN(dw_readers)(ix, d->pad_left, d->stride_w, d->dilation_w, d->kw, d->ow,
-                                              tap_j, out_x);
-            T *out = dx + (row * d->w + ix) * C;
-            int64_t c0 = 0;
-            for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
-                FN(dw_backward_data_block)(d, dy_image, w, out, c0, DW_BLOCK, tap_i, out_y, ni, tap_j, out_x, nj);
-            if (c0 < C)
-                FN(dw_backward_data_block)(d, dy_image, w, out, c0, C - c0, tap_i, out_y, ni, tap_j, out_x, nj);
-        }
-    }
-}
-
-/* Adds this chunk's filter gradient into dw_part [kh * kw, C]: per pixel, a
- * block of dy stays in registers across the taps. */
-static inline __attribute__((always_inline)) void FN(dw_backward_filter_block)(
-    const pycnn_conv2d_desc *d, const conv_window *win, const T *x, const T *dy_pixel, T *dw_part,
-    int64_t c0, int64_t cb)
-{
-    const int64_t C = d->c_in;
-    const T *image = x + win->n * d->h * d->w * C;
-    T g[DW_BLOCK];
-    for (int64_t c = 0; c < cb; c++)
-        g[c] = dy_pixel[c0 + c];
-    for (int64_t i = win->i_lo; i < win->i_hi; i++) {
-        const T *x_row = image + (win->iy0 + i * d->dilation_h) * d->w * C + c0;
-        for (int64_t j = win->j_lo; j < win->j_hi; j++) {
-            const T *xp = x_row + (win->ix0 + j * d->dilation_w) * C;
-            T *dwp = dw_part + (i * d->kw + j) * C + c0;
-            T sum[DW_BLOCK];   /* through a local block: dwp may alias xp as far as gcc knows */
-            for (int64_t c = 0; c < cb; c++)
-                sum[c] = dwp[c] + xp[c] * g[c];
-            for (int64_t c = 0; c < cb; c++)
-                dwp[c] = sum[c];
-        }
-    }
-}
-
-static void FN(depthwise_backward_filter_m1)(const pycnn_conv2d_desc *d, const T *x, const T *dy, T *dw_part,
-                                             int64_t m0, int64_t rows)
-{
-    const int64_t C = d->c_in;
-    for (int64_t m = m0; m < m0 + rows; m++) {
-        const conv_window win = conv_pixel_window(d, m);
-        int64_t c0 = 0;
-        for (; c0 + DW_BLOCK <= C; c0 += DW_BLOCK)
-            FN(dw_backward_filter_block)(d, &win, x, dy + m * C, dw_part, c0, DW_BLOCK);
-        if (c0 < C)
-            FN(dw_backward_filter_block)(d, &win, x, dy + m * C, dw_part, c0, C - c0);
-    }
-}
-
-static void FN(depthwise_forward)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *w,
-                                  const T *bias, T *y, int64_t m0, int64_t rows)
-{
-    if (mult == 1) {
-        FN(depthwise_forward_m1)(d, x, w, bias, y, m0, rows);
-        return;
-    }
-    T *y0 = y + m0 * d->c_out;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < d->c_out; c++)
-            y0[r * d->c_out + c] = bias != NULL ? bias[c] : 0;
-    FOR_EACH_TAP(d, m0, rows, {
-        const T *restrict xp = x + in_at;
-        const T *restrict wp = w + tap_at;
-        T *restrict yp = y + out_at;
-        for (int64_t c = 0; c < d->c_in; c++)
-            for (int64_t m = 0; m < mult; m++)
-                yp[c * mult + m] += xp[c] * wp[c * mult + m];
-    })
-}
-
-/* Adds this chunk's input gradient into dx (zeroed by the caller); multiplier > 1. */
-static void FN(depthwise_backward_data)(const pycnn_conv2d_desc *d, int64_t mult, const T *dy, const T *w,
-                                        T *dx, int64_t m0, int64_t rows)
-{
-    FOR_EACH_TAP(d, m0, rows, {
-        const T *restrict dyp = dy + out_at;
-        const T *restrict wp = w + tap_at;
-        T *restrict dxp = dx + in_at;
-        for (int64_t c = 0; c < d->c_in; c++)
-            for (int64_t m = 0; m < mult; m++)
-                dxp[c] += dyp[c * mult + m] * wp[c * mult + m];
-    })
-}
-
-/* Adds this chunk's filter gradient into dw_part [kh * kw, c_out]. */
-static void FN(depthwise_backward_filter)(const pycnn_conv2d_desc *d, int64_t mult, const T *x, const T *dy,
-                                          T *dw_part, int64_t m0, int64_t rows)
-{
-    if (mult == 1) {
-        FN(depthwise_backward_filter_m1)(d, x, dy, dw_part, m0, rows);
-        return;
-    }
-    FOR_EACH_TAP(d, m0, rows, {
-        const T *restrict xp = x + in_at;
-        const T *restrict dyp = dy + out_at;
-        T *restrict dwp = dw_part + tap_at;
-        for (int64_t c = 0; c < d->c_in; c++)
-            for (int64_t m = 0; m < mult; m++)
-                dwp[c * mult + m] += xp[c] * dyp[c * mult + m];
-    })
-}
-
-/* Multiplier 1: dx gathered row by row (see depthwise_backward_data_m1). */
-static pycnn_status FN(depthwise_backward_data_rows)(const pycnn_conv2d_desc *d, const conv_plan *p,
-                                                     const T *dy, const T *w, T *dx, char *ws)
+/* dx in runs of rows (n, iy), each row computed whole, so the split never
+ * changes a result: one row per item in place, else one run per slot (the
+ * ring's rows are reused along a run). */
+static pycnn_status FN(thin_backward_data)(const pycnn_conv2d_desc *d, const conv_plan *p,
+                                           const T *dy, const T *w, T *dx, char *ws)
 {
     const int64_t rows = d->n * d->h;
+    const int64_t runs = p->expand ? min64(rows, p->slots) : rows;
+    const int64_t per_run = ceil_div64(rows, runs);
+    const T *wt = w;
+    if (p->expand) {
+        T *rearranged = (T *)(ws + p->slots * p->slot_bytes);
+        FN(thin_transpose_filters)(d, p, w, rearranged);
+        wt = rearranged;
+    }
     int stop = 0;
-    #pragma omp parallel num_threads(worker_threads(min64(rows, p->slots), p->work))
+    #pragma omp parallel num_threads(worker_threads(min64(runs, p->slots), p->work))
     {
-        int64_t *scratch = (int64_t *)(ws + (int64_t)THREAD_ID() * p->slot_bytes);
+        char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         #pragma omp for schedule(dynamic, 1)
-        for (int64_t row = 0; row < rows; row++) {
+        for (int64_t run = 0; run < runs; run++) {
             if (stop_requested(&stop))
                 continue;
-            FN(depthwise_backward_data_m1)(d, dy, w, dx, row, 1, scratch);
+            const int64_t row0 = run * per_run;
+            FN(thin_backward_data_rows)(d, p, dy, wt, dx, row0, min64(per_run, rows - row0), slot);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
@@ -578,8 +383,8 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 continue;
             int64_t m0, rows;
             conv_chunk_rows(p, item / blocks, &m0, &rows);
-            if (p->depthwise) {
-                FN(depthwise_forward)(d, p->cog, x, w, bias, y, m0, rows);
+            if (p->thin) {
+                FN(thin_forward_chunk)(d, p, x, w, bias, y, m0, rows, slot);
                 continue;
             }
             T *y_chunk = y + m0 * d->c_out;
@@ -637,8 +442,8 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
 {
     if (p->direct)
         return FN(direct_backward_data)(d, p, dy, w, dx, ws);
-    if (p->depthwise && p->cog == 1)
-        return FN(depthwise_backward_data_rows)(d, p, dy, w, dx, ws);
+    if (p->thin)
+        return FN(thin_backward_data)(d, p, dy, w, dx, ws);
     /* col2im scatters into dx across a whole image, so a thread owns whole
      * images: a unit is one chunk of whole images, or every piece of one image.
      * Windows that do not overlap (stride >= window, U-Net's 2x2 stride-2
@@ -668,10 +473,6 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
                     const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
                     memset(dx + image0 * d->h * d->w * d->c_in, 0,
                            (size_t)(images * d->h * d->w * d->c_in) * sizeof(T));
-                }
-                if (p->depthwise) {
-                    FN(depthwise_backward_data)(d, p->cog, dy, w, dx, m0, rows);
-                    continue;
                 }
                 for (int64_t g = 0; g < d->groups; g++) {
                     /* dcol[rows, k] = dy_g[rows, cog] * w_g^T, w_g stored [k, cog] */
@@ -711,12 +512,12 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
             int64_t m0, rows;
             conv_chunk_rows(p, chunk, &m0, &rows);
             const T *dy_chunk = dy + m0 * d->c_out;
-            if (p->depthwise) {
+            if (p->thin) {
                 if (first)
                     memset(dw_part, 0, (size_t)w_count * sizeof(T));
-                FN(depthwise_backward_filter)(d, p->cog, x, dy, dw_part, m0, rows);
+                FN(thin_backward_filter_chunk)(d, p, x, dy, dw_part, m0, rows, slot);
             }
-            for (int64_t g = 0; g < d->groups && !p->depthwise; g++) {
+            for (int64_t g = 0; g < d->groups && !p->thin; g++) {
                 const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
                 if (p->col_by_tap) {
                     FN(im2col_by_tap)(d, x, m0, rows, col);

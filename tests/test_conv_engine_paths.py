@@ -15,7 +15,14 @@ engine picks by shape are reached only here:
 * the AVX-512 GEMM packs full 8-row blocks of A with an in-register transpose
   (any depth, including depths that are not a multiple of 8);
 * depthwise layers with one filter per channel run in channel blocks of 16
-  (plus a tail), and gather dx from the output pixels that read each input.
+  (plus a tail), and gather dx from the output pixels that read each input;
+* grouped layers with up to 8 input and output channels per group (depthwise
+  with a multiplier too) run the same direct loops over channel-expanded rows
+  (a ring of rows per slot) or, when a group's channels divide the vector
+  (cig == cog in 2, 4, 8), in place with the group's channels spread in
+  registers; blocks of several output pixels where the window is inside the
+  image, single pixels at the borders; thin layers whose expanded rows would
+  not fit the ring keep the GEMM per group.
 Each case runs at 1 and 2 threads and compares with tests/reference.py.
 """
 import numpy as np
@@ -230,3 +237,95 @@ def test_empty_batch_zeroes_weight_gradients(case):
     db = np.full(kernel_shape[-1], np.nan, np.float32)
     _engine.conv2d_backward_filter(x, dy, dw, db, np.empty(max(ws_bytes, 1), np.uint8), geometry)
     assert (dw == 0).all() and (db == 0).all()
+
+
+# (x shape, kernel shape (kh, kw, cig, c_out), options): grouped layers that take
+# the thin-group kernels.  Channel counts give whole channel blocks and tails
+# (blocks of 16 floats or 8 doubles), groups that do and do not divide a block.
+THIN_GROUP_CASES = {
+    "ResNeXt 4x4 per group, same": ((1, 12, 13, 32), (3, 3, 4, 32), {"padding": "same", "groups": 8}),
+    "4x4 per group, tail channels": ((2, 9, 11, 36), (3, 3, 4, 36), {"padding": "same", "groups": 9}),
+    "2x2 per group, stride 2": ((2, 11, 12, 20), (3, 3, 2, 20), {"padding": "same", "groups": 10, "strides": 2}),
+    "8x8 per group, tail": ((1, 10, 9, 40), (3, 3, 8, 40), {"padding": "same", "groups": 5}),
+    "cig 2, cog 3 (expanded rows)": ((2, 10, 9, 8), (3, 3, 2, 12), {"padding": "same", "groups": 4}),
+    "cig 3, cog 5, stride 3": ((1, 14, 13, 9), (3, 3, 3, 15), {"groups": 3, "strides": 3}),
+    "cig 5, cog 2, dilation 2": ((2, 13, 12, 20), (3, 3, 5, 8), {"groups": 4, "dilation_rate": 2}),
+    "4x4 per group, dilation 2, same": ((1, 12, 14, 16), (3, 3, 4, 16), {"groups": 4, "dilation_rate": 2,
+                                                                       "padding": "same"}),
+    "even kernel, Keras same (asymmetric)": ((2, 9, 10, 24), (4, 2, 4, 24), {"padding": "same", "groups": 6}),
+    "explicit asymmetric padding, strides (3, 2)": ((1, 13, 14, 12), (4, 5, 2, 18),
+                                                    {"padding": ((1, 2), (2, 0)), "strides": (3, 2), "groups": 6}),
+    "kernel wider than the image": ((2, 6, 3, 16), (3, 5, 4, 16), {"padding": "same", "groups": 4}),
+    "one image cut into chunks mid-row": ((1, 37, 43, 16), (3, 3, 4, 16), {"padding": "same", "groups": 4}),
+    "several images per chunk": ((5, 9, 10, 16), (3, 3, 2, 24), {"padding": "same", "groups": 8}),
+    "rows too long for the ring: GEMM per group": ((1, 3, 3000, 16), (3, 3, 8, 16), {"padding": "same",
+                                                                                  "groups": 2}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(THIN_GROUP_CASES))
+def test_thin_groups(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = THIN_GROUP_CASES[case]
+    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
+
+
+DEPTHWISE_MULTIPLIER_CASES = {
+    "multiplier 2, same": ((2, 9, 10, 12), (3, 3), 2, {"padding": "same"}),
+    "multiplier 3, stride 2, 7 channels": ((1, 11, 12, 7), (3, 3), 3, {"padding": "same", "strides": 2}),
+    "multiplier 2, dilation 2": ((1, 12, 12, 16), (3, 3), 2, {"dilation_rate": 2}),
+    "multiplier 4, even kernel": ((3, 8, 9, 8), (2, 4), 4, {"padding": "same"}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(DEPTHWISE_MULTIPLIER_CASES))
+def test_depthwise_multiplier_above_one(rng, threads, dtype, case):
+    # cig 1, cog = multiplier: the thin-group kernels with x expanded by the multiplier.
+    x_shape, kernel_hw, multiplier, options = DEPTHWISE_MULTIPLIER_CASES[case]
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, kernel_hw + (x_shape[-1], multiplier), dtype)
+    bias = random_array(rng, (x_shape[-1] * multiplier,), dtype)
+    y = ops.depthwise_conv2d(x, kernel, bias, **options)
+    assert_matches(y, ref.depthwise_conv2d(x, kernel, bias, **options), dtype, "y")
+    dy = random_array(rng, y.shape, dtype)
+    got = ops.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
+    expected = ref.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
+    for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
+        assert_matches(g, e, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", ["ResNeXt 4x4 per group, same", "cig 2, cog 3 (expanded rows)",
+                                  "one image cut into chunks mid-row", "several images per chunk",
+                                  "8x8 per group, tail"])
+def test_thin_groups_same_bits_for_any_thread_count(rng, dtype, case):
+    # The filter gradient sums slot partials of fixed chunks: 1 and 2 threads
+    # must give the same bits (and forward, backward-data too).
+    x_shape, kernel_shape, options = THIN_GROUP_CASES[case]
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, kernel_shape, dtype)
+    bias = random_array(rng, (kernel_shape[-1],), dtype)
+    before = pycnn.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            pycnn.set_num_threads(count)
+            y = ops.conv2d(x, kernel, bias, **options)
+            dy = np.cos(np.arange(y.size, dtype=dtype)).reshape(y.shape)
+            results.append((y,) + tuple(ops.conv2d_backward(dy, x, kernel, bias, **options)))
+    finally:
+        pycnn.set_num_threads(before)
+    for name, one, two in zip(("y", "dx", "dkernel", "dbias"), *results):
+        assert np.array_equal(one, two), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_thin_groups_empty_batch(dtype):
+    x = np.zeros((0, 7, 8, 16), dtype)
+    kernel = np.ones((3, 3, 4, 16), dtype)
+    bias = np.ones(16, dtype)
+    y = ops.conv2d(x, kernel, bias, padding="same", groups=4)
+    assert y.shape == (0, 7, 8, 16)
+    dx, dk, db = ops.conv2d_backward(np.zeros_like(y), x, kernel, bias, padding="same", groups=4)
+    assert dx.shape == x.shape and (dk == 0).all() and (db == 0).all()
