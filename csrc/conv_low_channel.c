@@ -12,6 +12,8 @@
  * thread counts. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
+/* the zero fills are short: no memset calls (see conv.c) */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
 /* Most bytes of one slot's expanded input rows; larger layers keep the GEMM path. */
@@ -40,7 +42,7 @@ typedef struct {
     int64_t lanes, patterns, reps;  /* vector lanes, P, R: a segment is P * R vectors */
     int64_t segs;                   /* segments of one output row */
     int64_t padded_w;               /* padded input columns the row reads: ow + (kw - 1) * dilation_w */
-    int64_t elen, erows;            /* one expanded row (elements), rows per channel */
+    int64_t elen, erows;            /* one expanded row (elements); ring slots per channel */
     int64_t taps;                   /* kh * kw * c_in */
     int64_t table_at, stage_at, e_at, bytes;   /* element offsets in the region; its bytes */
 } lowc_geom;
@@ -86,13 +88,13 @@ static int geometry(const pycnn_conv2d_desc *d, const conv_plan *p, lowc_geom *g
     const int64_t reach_w = (d->kw - 1) * d->dilation_w;   /* below the padded width: checked */
     g->padded_w = d->ow + reach_w;
     const int64_t align = PYCNN_ALIGN / size;
-    const int64_t out_rows = p->pieces == 1 ? d->oh : p->rows_per_piece / d->ow;
-    int64_t elen, span, erows, e_count, table;
-    if (!mul_ok(reach_w, C, &elen) || !add_ok(elen, g->segs * g->reps * g->patterns * g->lanes + g->lanes, &elen) ||
-        !mul_ok(out_rows - 1, d->stride_h, &span) || !add_ok(span, (d->kh - 1) * d->dilation_h + 1, &span))
+    int64_t elen, erows, e_count, table;
+    if (!mul_ok(reach_w, C, &elen) || !add_ok(elen, g->segs * g->reps * g->patterns * g->lanes + g->lanes, &elen))
         return 0;
     g->elen = ceil_div64(elen, align) * align;
-    erows = min64(d->h, span);
+    /* The rows of one window are distinct modulo this (the window spans
+     * (kh - 1) * dilation_h + 1 rows, below the padded height: checked). */
+    erows = min64(d->h, (d->kh - 1) * d->dilation_h + 1);
     g->erows = erows;
     g->taps = d->kh * d->kw * d->c_in;   /* checked with the im2col size */
     const int64_t dims[] = {d->c_in, erows, g->elen, size};
@@ -115,8 +117,9 @@ int64_t conv_low_channel_slot_bytes(const pycnn_conv2d_desc *d, const conv_plan 
 
 #define LC_DTYPE_TYPES(T, SFX)                                                        \
     typedef struct {                                                                 \
-        const T *e;            /* E at the first in-image tap row, channel 0 */      \
-        int64_t e_row_step, e_chan_step, e_tap_step;                                 \
+        const T *e;            /* the ring of expanded rows: slot s of channel c */  \
+        int64_t elen, ring, slot0, slot_step;   /* at e + c * e_chan_step + s * elen; */ \
+        int64_t e_chan_step, e_tap_step;        /* slot0: the first in-image tap row */ \
         int64_t rows, c_in, kw, segs, valid;   /* valid: ow * C elements per row */  \
         const T *w, *bias;     /* forward: weight and bias patterns */              \
         T *y;                                                                        \

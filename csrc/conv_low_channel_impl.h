@@ -50,9 +50,12 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(cons
         LC_ALL_S(LC_INIT)
 #undef LC_INIT
         const T *w_tap = a->w;
-        const T *e_row = a->e + f0;
-        for (int64_t i = 0; i < a->rows; i++, e_row += a->e_row_step) {
-            const T *e_chan = e_row;
+        int64_t slot = a->slot0;
+        for (int64_t i = 0; i < a->rows; i++) {
+            const T *e_chan = a->e + slot * a->elen + f0;
+            slot += a->slot_step;   /* the next tap row's slot in the ring */
+            if (slot >= a->ring)
+                slot -= a->ring;
             for (int64_t c = 0; c < a->c_in; c++, e_chan += a->e_chan_step) {
                 const T *e = e_chan;
                 for (int64_t j = 0; j < a->kw; j++, e += a->e_tap_step, w_tap += P * LC_LANES) {
@@ -103,9 +106,12 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const
         T *sums = a->bias_acc;
         LC_ALL_P(LC_ADD)
         T *acc = a->acc;
-        const T *e_row = a->e + f0;
-        for (int64_t i = 0; i < a->rows; i++, e_row += a->e_row_step) {
-            const T *e_chan = e_row;
+        int64_t slot = a->slot0;
+        for (int64_t i = 0; i < a->rows; i++) {
+            const T *e_chan = a->e + slot * a->elen + f0;
+            slot += a->slot_step;   /* the next tap row's slot in the ring */
+            if (slot >= a->ring)
+                slot -= a->ring;
             for (int64_t c = 0; c < a->c_in; c++, e_chan += a->e_chan_step) {
                 const T *e = e_chan;
                 for (int64_t j = 0; j < a->kw; j++, e += a->e_tap_step) {
@@ -142,37 +148,35 @@ static void LC(select)(int64_t P, int64_t R, LCT(row_fn) *forward, LCT(row_fn) *
     }
 }
 
-/* E rows [iy0, iy0 + rows) of one image, every channel: E[c][r][q * C + k] =
- * x[iy0 + r][q - pad_left][c] for k < C, zero outside the image and up to elen. */
-static LC_TARGET void LC(expand_rows)(const pycnn_conv2d_desc *d, const lowc_geom *g, const T *image,
-                                      int64_t iy0, int64_t rows, T *E)
+/* Input row iy of one image into its ring slot, every channel: E[c][iy % ring][q * C + k] =
+ * x[iy][q - pad_left][c] for k < C, zero outside the image and up to elen. */
+static LC_TARGET void LC(expand_row)(const pycnn_conv2d_desc *d, const lowc_geom *g, const T *image,
+                                     int64_t iy, T *E)
 {
     const int64_t C = d->c_out;
     const int64_t q_lo = min64(d->pad_left, g->padded_w);
     const int64_t q_hi = max64(q_lo, min64(d->pad_left + d->w, g->padded_w));
     const VEC zero = {0};
-    for (int64_t c = 0; c < d->c_in; c++)
-        for (int64_t r = 0; r < rows; r++) {
-            T *dst = E + (c * g->erows + r) * g->elen;
-            const T *src = image + (iy0 + r) * d->w * d->c_in + c;
-            for (int64_t f = 0; f < q_lo * C; f += LC_LANES)
-                STOREU(dst + f, zero);
-            /* each pixel as whole vectors from q * C: the next pixel's stores overwrite the overhang */
-            for (int64_t q = q_lo; q < q_hi; q++) {
-                const VEC v = (VEC){0} + src[(q - d->pad_left) * d->c_in];
-                for (int64_t k = 0; k < C; k += LC_LANES)
-                    STOREU(dst + q * C + k, v);
-            }
-            int64_t f = q_hi * C;
-            for (; f + LC_LANES <= g->elen; f += LC_LANES)
-                STOREU(dst + f, zero);
-            for (; f < g->elen; f++)
-                dst[f] = 0;
+    for (int64_t c = 0; c < d->c_in; c++) {
+        T *dst = E + (c * g->erows + iy % g->erows) * g->elen;
+        const T *src = image + iy * d->w * d->c_in + c;
+        for (int64_t f = 0; f < q_lo * C; f += LC_LANES)
+            STOREU(dst + f, zero);
+        /* each pixel as whole vectors from q * C: the next pixel's stores overwrite the overhang */
+        for (int64_t q = q_lo; q < q_hi; q++) {
+            const VEC v = src[(q - d->pad_left) * d->c_in] - (VEC){0};   /* a broadcast (x - 0 is x) */
+            for (int64_t k = 0; k < C; k += LC_LANES)
+                STOREU(dst + q * C + k, v);
         }
+        int64_t f = q_hi * C;
+        for (; f + LC_LANES <= g->elen; f += LC_LANES)
+            STOREU(dst + f, zero);
+        for (; f < g->elen; f++)
+            dst[f] = 0;
+    }
 }
 
-/* Runs the row kernel over output rows [m0, m0 + rows) (whole output rows),
- * expanding each image's input rows into E first. */
+/* Runs the row kernel over output rows [m0, m0 + rows) (whole output rows). */
 static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom *g, LCT(row_fn) fn,
                                     LCT(row_args) *a, const T *x, T *y_or_dy, int64_t m0, int64_t rows,
                                     T *E, int forward)
@@ -187,15 +191,20 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
         /* input rows these output rows read, inside the image */
         const int64_t iy_lo = max64(0, oy0 * d->stride_h - d->pad_top);
         const int64_t iy_hi = min64(d->h, (oy1 - 1) * d->stride_h - d->pad_top + (d->kh - 1) * d->dilation_h + 1);
-        if (iy_hi > iy_lo)
-            LC(expand_rows)(d, g, x + n * d->h * d->w * d->c_in, iy_lo, iy_hi - iy_lo, E);
+        /* Rows are expanded as the output rows reach them, into a ring of
+         * g->erows slots (a window's rows), so E stays in L1. */
+        int64_t expanded = iy_lo;
         for (int64_t oy = oy0; oy < oy1; oy++) {
             int64_t i_lo, i_hi;
             const int64_t iy0 = oy * d->stride_h - d->pad_top;
+            const int64_t needed = min64(iy_hi, iy0 + (d->kh - 1) * d->dilation_h + 1);
+            for (int64_t iy = max64(expanded, iy0); iy < needed; iy++)
+                LC(expand_row)(d, g, x + n * d->h * d->w * d->c_in, iy, E);
+            expanded = max64(expanded, needed);
             conv_taps_inside_1d(iy0, d->h, d->kh, d->dilation_h, &i_lo, &i_hi);
             T *row = y_or_dy + (n * per_image + oy * d->ow) * C;
             a->rows = i_hi - i_lo;
-            a->e = E + (iy0 + i_lo * d->dilation_h - iy_lo) * g->elen;
+            a->slot0 = (iy0 + i_lo * d->dilation_h) % g->erows;
             if (forward) {
                 a->y = row;
                 a->w = w_all + i_lo * taps_per_row * g->patterns * LC_LANES;
@@ -245,7 +254,8 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
         for (int64_t l = 0; l < PL; l++)
             bias_pattern[l] = bias != NULL ? bias[l % d->c_out] : 0;
         LCT(row_args) a = {
-            .e_row_step = d->dilation_h * g->elen, .e_chan_step = g->erows * g->elen,
+            .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
+            .e_chan_step = g->erows * g->elen,
             .e_tap_step = d->dilation_w * d->c_out, .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .w = table, .bias = bias_pattern, .stage = stage,
         };
@@ -277,7 +287,8 @@ static pycnn_status LC(backward_filter)(const pycnn_conv2d_desc *d, const conv_p
         for (int64_t l = 0; l < acc_count; l++)
             acc[l] = 0;
         LCT(row_args) a = {
-            .e_row_step = d->dilation_h * g->elen, .e_chan_step = g->erows * g->elen,
+            .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
+            .e_chan_step = g->erows * g->elen,
             .e_tap_step = d->dilation_w * d->c_out, .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .acc = acc, .bias_acc = acc + g->taps * PL, .stage = stage,
         };
