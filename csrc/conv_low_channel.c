@@ -44,6 +44,7 @@ typedef struct {
     int64_t padded_w;               /* padded input columns the row reads: ow + (kw - 1) * dilation_w */
     int64_t elen, erows;            /* one expanded row (elements); ring slots per channel */
     int64_t taps;                   /* kh * kw * c_in */
+    int64_t broadcast;              /* lanes divide C: rows of one value per pixel (see LC_E) */
     int64_t table_at, stage_at, e_at, bytes;   /* element offsets in the region; its bytes */
 } lowc_geom;
 
@@ -89,7 +90,11 @@ static int geometry(const pycnn_conv2d_desc *d, const conv_plan *p, lowc_geom *g
     g->padded_w = d->ow + reach_w;
     const int64_t align = PYCNN_ALIGN / size;
     int64_t elen, erows, e_count, table;
-    if (!mul_ok(reach_w, C, &elen) || !add_ok(elen, g->segs * g->reps * g->patterns * g->lanes + g->lanes, &elen))
+    g->broadcast = C % g->lanes == 0;
+    if (g->broadcast)   /* the pixels the segments reach */
+        elen = g->segs * g->reps + reach_w + 1;
+    else if (!mul_ok(reach_w, C, &elen) ||
+             !add_ok(elen, g->segs * g->reps * g->patterns * g->lanes + g->lanes, &elen))
         return 0;
     g->elen = ceil_div64(elen, align) * align;
     /* The rows of one window are distinct modulo this (the window spans

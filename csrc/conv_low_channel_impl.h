@@ -39,9 +39,12 @@ typedef T LC(uvec) __attribute__((vector_size(LC_LANES * sizeof(T)), aligned(siz
     }
 #define LC_ALL_P(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define LC_ALL_S(X) LC_ALL_P(X) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+/* Vector s of the expanded row at e.  With BC (the lanes divide C, so P = C / lanes and a
+ * pixel fills P whole vectors) rows are stored one value per pixel and broadcast here. */
+#define LC_E(s) (BC ? e[(s) / P] - (VEC){0} : LOADU(e + (s) * LC_LANES))
 
 /* One output row (all its segments), forward: y_row = bias + sum over taps. */
-static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(const int P, const int NV,
+static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(const int P, const int NV, const int BC,
                                                                              const LCT(row_args) *a)
 {
     for (int64_t seg = 0; seg < a->segs; seg++) {
@@ -52,7 +55,7 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(cons
         const T *w_tap = a->w;
         int64_t slot = a->slot0;
         for (int64_t i = 0; i < a->rows; i++) {
-            const T *e_chan = a->e + slot * a->elen + f0;
+            const T *e_chan = a->e + slot * a->elen + (BC ? seg * (NV / P) : f0);
             slot += a->slot_step;   /* the next tap row's slot in the ring */
             if (slot >= a->ring)
                 slot -= a->ring;
@@ -62,7 +65,7 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(cons
 #define LC_W(p) const VEC w##p = (p) < P ? LOADU(w_tap + (p) * LC_LANES) : (VEC){0};
                     LC_ALL_P(LC_W)
 #undef LC_W
-#define LC_FMA(s) if ((s) < NV) a##s += LOADU(e + (s) * LC_LANES) * LC_WSEL((s) % P);
+#define LC_FMA(s) if ((s) < NV) a##s += LC_E(s) * LC_WSEL((s) % P);
                     LC_ALL_S(LC_FMA)
 #undef LC_FMA
                 }
@@ -82,7 +85,7 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(cons
 
 /* One output row, backward-filter: for each tap, acc[tap][p] += sum over the
  * row's vectors s with s % P == p of E(s) * dy(s); bias_acc[p] likewise of dy(s). */
-static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const int P, const int NV,
+static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const int P, const int NV, const int BC,
                                                                             const LCT(row_args) *a)
 {
     for (int64_t seg = 0; seg < a->segs; seg++) {
@@ -108,14 +111,14 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const
         T *acc = a->acc;
         int64_t slot = a->slot0;
         for (int64_t i = 0; i < a->rows; i++) {
-            const T *e_chan = a->e + slot * a->elen + f0;
+            const T *e_chan = a->e + slot * a->elen + (BC ? seg * (NV / P) : f0);
             slot += a->slot_step;   /* the next tap row's slot in the ring */
             if (slot >= a->ring)
                 slot -= a->ring;
             for (int64_t c = 0; c < a->c_in; c++, e_chan += a->e_chan_step) {
                 const T *e = e_chan;
                 for (int64_t j = 0; j < a->kw; j++, e += a->e_tap_step) {
-#define LC_SUM(s) if ((s) < NV) { LC_TACC((s) % P, (s) < P, LOADU(e + (s) * LC_LANES) * d##s) }
+#define LC_SUM(s) if ((s) < NV) { LC_TACC((s) % P, (s) < P, LC_E(s) * d##s) }
                     LC_ALL_S(LC_SUM)
 #undef LC_SUM
                     sums = acc;
@@ -132,16 +135,23 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const
 #define LC_FITS(P, R) LOWC_FITS(P, R, LC_LANES, LC_REGS)
 #define LC_DEFINE(P, R)                                                                        \
     static LC_TARGET void LC(forward_##P##_##R)(const LCT(row_args) *a)                       \
-    { if (LC_FITS(P, R)) LC(forward_row)(P, (P) * (R), a); }                                   \
+    { if (LC_FITS(P, R)) LC(forward_row)(P, (P) * (R), 0, a); }                                \
     static LC_TARGET void LC(filter_##P##_##R)(const LCT(row_args) *a)                        \
-    { if (LC_FITS(P, R)) LC(filter_row)(P, (P) * (R), a); }
+    { if (LC_FITS(P, R)) LC(filter_row)(P, (P) * (R), 0, a); }                                 \
+    static LC_TARGET void LC(forward_bc_##P##_##R)(const LCT(row_args) *a)                    \
+    { if (LC_FITS(P, R) && (P) * LC_LANES <= 16) LC(forward_row)(P, (P) * (R), 1, a); }        \
+    static LC_TARGET void LC(filter_bc_##P##_##R)(const LCT(row_args) *a)                     \
+    { if (LC_FITS(P, R) && (P) * LC_LANES <= 16) LC(filter_row)(P, (P) * (R), 1, a); }
 LC_ALL_PR(LC_DEFINE)
 #undef LC_DEFINE
 
-static void LC(select)(int64_t P, int64_t R, LCT(row_fn) *forward, LCT(row_fn) *filter)
+static void LC(select)(int64_t P, int64_t R, int64_t broadcast, LCT(row_fn) *forward, LCT(row_fn) *filter)
 {
     switch (P * 32 + R) {
-#define LC_CASE(P_, R_) case (P_) * 32 + (R_): *forward = LC(forward_##P_##_##R_); *filter = LC(filter_##P_##_##R_); return;
+#define LC_CASE(P_, R_) case (P_) * 32 + (R_):                                        \
+        *forward = broadcast ? LC(forward_bc_##P_##_##R_) : LC(forward_##P_##_##R_);  \
+        *filter = broadcast ? LC(filter_bc_##P_##_##R_) : LC(filter_##P_##_##R_);      \
+        return;
     LC_ALL_PR(LC_CASE)
 #undef LC_CASE
     default: *forward = *filter = NULL;
@@ -160,6 +170,16 @@ static LC_TARGET void LC(expand_row)(const pycnn_conv2d_desc *d, const lowc_geom
     for (int64_t c = 0; c < d->c_in; c++) {
         T *dst = E + (c * g->erows + iy % g->erows) * g->elen;
         const T *src = image + iy * d->w * d->c_in + c;
+        if (g->broadcast) {   /* one value per padded pixel */
+            for (int64_t q = 0; q < q_lo; q++)
+                dst[q] = 0;
+            const T *from = src + (q_lo - d->pad_left) * d->c_in;
+            for (int64_t q = q_lo; q < q_hi; q++, from += d->c_in)
+                dst[q] = *from;
+            for (int64_t q = q_hi; q < g->elen; q++)
+                dst[q] = 0;
+            continue;
+        }
         for (int64_t f = 0; f < q_lo * C; f += LC_LANES)
             STOREU(dst + f, zero);
         /* each pixel as whole vectors from q * C: the next pixel's stores overwrite the overhang */
@@ -236,7 +256,7 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
                                 const T *x, const T *w, const T *bias, T *y, char *ws)
 {
     LCT(row_fn) fn, unused;
-    LC(select)(g->patterns, g->reps, &fn, &unused);
+    LC(select)(g->patterns, g->reps, g->broadcast, &fn, &unused);
     const int64_t PL = g->patterns * LC_LANES;
     int stop = 0;
     #pragma omp parallel num_threads(worker_threads(min64(p->chunks, p->slots), p->work))
@@ -256,7 +276,8 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
         LCT(row_args) a = {
             .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
             .e_chan_step = g->erows * g->elen,
-            .e_tap_step = d->dilation_w * d->c_out, .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
+            .e_tap_step = d->dilation_w * (g->broadcast ? 1 : d->c_out),
+            .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .w = table, .bias = bias_pattern, .stage = stage,
         };
         #pragma omp for schedule(dynamic, 1)
@@ -275,7 +296,7 @@ static pycnn_status LC(backward_filter)(const pycnn_conv2d_desc *d, const conv_p
                                         const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
     LCT(row_fn) unused, fn;
-    LC(select)(g->patterns, g->reps, &unused, &fn);
+    LC(select)(g->patterns, g->reps, g->broadcast, &unused, &fn);
     const int64_t PL = g->patterns * LC_LANES, acc_count = (g->taps + 1) * PL;
     const int64_t used_slots = min64(p->slots, p->chunks);
     int stop = 0;
@@ -289,7 +310,8 @@ static pycnn_status LC(backward_filter)(const pycnn_conv2d_desc *d, const conv_p
         LCT(row_args) a = {
             .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
             .e_chan_step = g->erows * g->elen,
-            .e_tap_step = d->dilation_w * d->c_out, .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
+            .e_tap_step = d->dilation_w * (g->broadcast ? 1 : d->c_out),
+            .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .acc = acc, .bias_acc = acc + g->taps * PL, .stage = stage,
         };
         for (int64_t chunk = s; chunk < p->chunks; chunk += p->slots) {
