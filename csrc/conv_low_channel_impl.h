@@ -167,8 +167,9 @@ static LC_TARGET void LC(expand_row)(const pycnn_conv2d_desc *d, const lowc_geom
     const int64_t q_lo = min64(d->pad_left, g->padded_w);
     const int64_t q_hi = max64(q_lo, min64(d->pad_left + d->w, g->padded_w));
     const VEC zero = {0};
-    for (int64_t c = 0; c < d->c_in; c++) {
-        T *dst = E + (c * g->erows + iy % g->erows) * g->elen;
+    T *slot = E + iy % g->erows * g->elen;
+    for (int64_t c = 0; c < d->c_in; c++, slot += g->erows * g->elen) {
+        T *dst = slot;
         const T *src = image + iy * d->w * d->c_in + c;
         if (g->broadcast) {   /* one value per padded pixel */
             for (int64_t q = 0; q < q_lo; q++)
