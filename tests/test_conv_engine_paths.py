@@ -16,7 +16,7 @@ engine picks by shape are reached only here:
   (any depth, including depths that are not a multiple of 8);
 * depthwise layers with one filter per channel run in channel blocks of 16
   (plus a tail), and gather dx from the output pixels that read each input;
-* layers with few channels (one group, stride_w 1, c_in <= 8, c_out <= 16:
+* layers with few channels (one group, stride_w 1, c_in <= 32, c_out <= 16:
   LeNet's) run forward and backward-filter as direct kernels over expanded
   input rows (conv_low_channel.c): output rows cut into register segments
   whose lane patterns repeat every C / gcd(C, lanes) vectors (c_out 1, 5, 6,
@@ -225,7 +225,8 @@ LOW_CHANNEL_CASES = {
     "8 filters": ((2, 7, 9, 2), (3, 2, 2, 8), {"padding": "same"}),
     "12 filters": ((2, 7, 9, 3), (2, 2, 3, 12), {"padding": "same"}),
     "16 filters, dilation 2": ((2, 13, 12, 2), (3, 3, 2, 16), {"padding": "same", "dilation_rate": 2}),
-    "8 input channels (the most)": ((2, 8, 9, 8), (3, 3, 8, 6), {"padding": "same"}),
+    "8 input channels": ((2, 8, 9, 8), (3, 3, 8, 6), {"padding": "same"}),
+    "32 input channels (the most)": ((2, 7, 9, 32), (3, 3, 32, 7), {"padding": "same"}),
     "long rows, 6 filters": ((2, 5, 75, 2), (3, 5, 2, 6), {"padding": "same"}),
     "long rows, 16 filters": ((1, 4, 61, 1), (2, 3, 1, 16), {}),
     "long rows, 5 filters, dilation_w 3": ((1, 3, 90, 1), (1, 4, 1, 5), {"dilation_rate": (1, 3)}),
