@@ -174,9 +174,8 @@ static LC_TARGET void LC(expand_row)(const pycnn_conv2d_desc *d, const lowc_geom
         if (g->broadcast) {   /* one value per padded pixel */
             for (int64_t q = 0; q < q_lo; q++)
                 dst[q] = 0;
-            const T *from = src + (q_lo - d->pad_left) * d->c_in;
-            for (int64_t q = q_lo; q < q_hi; q++, from += d->c_in)
-                dst[q] = *from;
+            for (int64_t q = q_lo; q < q_hi; q++)
+                dst[q] = src[(q - d->pad_left) * d->c_in];
             for (int64_t q = q_hi; q < g->elen; q++)
                 dst[q] = 0;
             continue;
@@ -225,7 +224,8 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
             conv_taps_inside_1d(iy0, d->h, d->kh, d->dilation_h, &i_lo, &i_hi);
             T *row = y_or_dy + (n * per_image + oy * d->ow) * C;
             a->rows = i_hi - i_lo;
-            a->slot0 = (iy0 + i_lo * d->dilation_h) % g->erows;
+            /* (an in-image row when there are taps; a 1-tap kernel may have any dilation) */
+            a->slot0 = a->rows > 0 ? (iy0 + i_lo * d->dilation_h) % g->erows : 0;
             if (forward) {
                 a->y = row;
                 a->w = w_all + i_lo * taps_per_row * g->patterns * LC_LANES;
@@ -244,6 +244,13 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
     }
     a->w = w_all;
     a->acc = acc_all;
+}
+
+/* Elements from one kernel column's row to the next's: dilation_w pixels (the
+ * product below the padded width unless kw is 1, where any dilation is allowed). */
+static inline int64_t LC(tap_step)(const pycnn_conv2d_desc *d, const lowc_geom *g)
+{
+    return d->kw == 1 ? 0 : d->dilation_w * (g->broadcast ? 1 : d->c_out);
 }
 
 /* Slot buffers, from the slot's 64-byte aligned low-channel region. */
@@ -277,7 +284,7 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
         LCT(row_args) a = {
             .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
             .e_chan_step = g->erows * g->elen,
-            .e_tap_step = d->dilation_w * (g->broadcast ? 1 : d->c_out),
+            .e_tap_step = LC(tap_step)(d, g),
             .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .w = table, .bias = bias_pattern, .stage = stage,
         };
@@ -311,7 +318,7 @@ static pycnn_status LC(backward_filter)(const pycnn_conv2d_desc *d, const conv_p
         LCT(row_args) a = {
             .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
             .e_chan_step = g->erows * g->elen,
-            .e_tap_step = d->dilation_w * (g->broadcast ? 1 : d->c_out),
+            .e_tap_step = LC(tap_step)(d, g),
             .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .acc = acc, .bias_acc = acc + g->taps * PL, .stage = stage,
         };
