@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "conv_low_channel.h"
 #include "gemm_tiles.h"
 
 /* The copy and zero-fill loops of im2col are short (a kernel row, an output
@@ -250,6 +251,14 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
         if (!mul_ok(d->n, p->pieces, &p->chunks))
             return PYCNN_ERR_OVERFLOW;
     }
+    /* The low-channel path works on whole output rows: a cut image is cut between them. */
+    p->low_channel = conv_low_channel_eligible(d, p);
+    if (p->low_channel && p->pieces > 1) {
+        p->rows_per_piece = ceil_div64(p->rows_per_piece, d->ow) * d->ow;
+        p->pieces = ceil_div64(p->rows_per_image, p->rows_per_piece);
+        if (!mul_ok(d->n, p->pieces, &p->chunks))
+            return PYCNN_ERR_OVERFLOW;
+    }
     /* A 1x1 pass with too few rows for every slot splits its columns as well. */
     const int64_t want_blocks = p->direct && p->chunks < CONV_SLOTS ? ceil_div64(CONV_SLOTS, max64(p->chunks, 1)) : 1;
     p->out_col_blocks = max64(1, min64(want_blocks, d->c_out / CONV_MIN_BLOCK_COLS));
@@ -295,8 +304,11 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     /* Large weights (a big dense layer): one partial gradient, not one per slot. */
     if (p->partial_bytes > CONV_PARTIAL_BUDGET / CONV_SLOTS)
         p->slots = 1;
+    p->low_channel_bytes = p->low_channel ? conv_low_channel_slot_bytes(d, p) : 0;
+    p->low_channel = p->low_channel_bytes > 0;
     if (!add_ok(p->col_bytes, p->pack_bytes, &p->slot_bytes) ||
-        !add_ok(p->slot_bytes, p->partial_bytes, &p->slot_bytes))
+        !add_ok(p->slot_bytes, p->partial_bytes, &p->slot_bytes) ||
+        !add_ok(p->slot_bytes, p->low_channel_bytes, &p->slot_bytes))
         return PYCNN_ERR_OVERFLOW;
     if (d->n == 0)   /* nothing to compute: no workspace (the passes only zero dw, dbias) */
         p->slot_bytes = p->slots = p->thin_w_bytes = 0;

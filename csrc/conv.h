@@ -52,6 +52,9 @@ typedef struct {
     int col_by_tap;              /* narrow, one input channel, stride_w 1: im2col is stored
                                   * transposed, [k, rows], each tap's row a run of x */
     int64_t narrow_bytes;        /* the transposed output buffer, inside col_bytes */
+    int low_channel;             /* forward and backward-filter by conv_low_channel.c; its
+                                  * buffers end each slot (low_channel_bytes) */
+    int64_t low_channel_bytes;
     /* 1x1 passes with fewer chunks than slots also split their output columns
      * (forward: c_out, backward-data: c_in) into this many blocks; backward-
      * filter (1x1, or short chunks: slot 0's im2col buffer shared) splits dw's

@@ -367,6 +367,8 @@ static pycnn_status FN(shared_col_backward_filter)(const pycnn_conv2d_desc *d, c
 pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *bias, T *y, char *ws)
 {
+    if (p->low_channel)
+        return FN(conv_low_channel_forward)(d, p, x, w, bias, y, ws);
     /* A work item is a chunk of rows, or (1x1 with few chunks) one column block of one. */
     const int threads = worker_threads(min64(p->chunks * p->out_col_blocks, p->slots), p->work);
     const int64_t blocks = conv_blocks_for_threads(p->out_col_blocks, p->chunks, threads);
@@ -490,6 +492,8 @@ pycnn_status FN(conv_backward_filter)(const pycnn_conv2d_desc *d, const conv_pla
                                       const T *x, const T *dy, T *dw, T *dbias, char *ws)
 {
     /* (An empty batch takes the slot path below, which zeroes dw and dbias.) */
+    if (p->low_channel && p->chunks > 0)
+        return FN(conv_low_channel_backward_filter)(d, p, x, dy, dw, dbias, ws);
     if (p->filter_col_blocks > 1 && p->chunks > 0)
         return p->direct ? FN(direct_backward_filter)(d, p, x, dy, dw, dbias, ws)
                          : FN(shared_col_backward_filter)(d, p, x, dy, dw, dbias, ws);

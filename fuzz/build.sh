@@ -24,7 +24,7 @@ CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 CSRC=${FUZZ_CSRC:-csrc}
 CFLAGS="-std=c11 -g -O1 -fno-omit-frame-pointer -fno-wrapv -UNDEBUG -I$CSRC -Ifuzz"
-ENGINE="$CSRC/common.c $CSRC/conv.c $CSRC/pool.c $CSRC/gemm.c $CSRC/gemm_ukernel_ref.c $CSRC/augment.c"
+ENGINE="$CSRC/common.c $CSRC/conv.c $CSRC/conv_low_channel.c $CSRC/pool.c $CSRC/gemm.c $CSRC/gemm_ukernel_ref.c $CSRC/augment.c"
 
 build() {
     mkdir -p "$FUZZ_OUT/obj"

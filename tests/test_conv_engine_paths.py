@@ -23,6 +23,13 @@ engine picks by shape are reached only here:
   registers; blocks of several output pixels where the window is inside the
   image, single pixels at the borders; thin layers whose expanded rows would
   not fit the ring keep the GEMM per group.
+* layers with few channels (one group, stride_w 1, c_in <= 32, c_out <= 16:
+  LeNet's) run forward and backward-filter as direct kernels over expanded
+  input rows (conv_low_channel.c): output rows cut into register segments
+  whose lane patterns repeat every C / gcd(C, lanes) vectors (c_out 1, 5, 6,
+  7, 12, 16), rows longer than one segment and a partial last one, rows of
+  padding only, chunks that cut an image or hold several, bit-identical sums
+  at 1 and 2 threads.
 Each case runs at 1 and 2 threads and compares with tests/reference.py.
 """
 import numpy as np
@@ -215,9 +222,90 @@ def test_disjoint_windows_scatter_by_chunks(rng, threads, dtype):
     _check_conv(rng, dtype, (1, 61, 47, 12), (2, 2, 12, 20), strides=3)
 
 
-@pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image"])
+LOW_CHANNEL_CASES = {
+    "LeNet c1: 1 -> 6, same": ((3, 28, 28, 1), (5, 5, 1, 6), {"padding": "same"}),
+    "LeNet c3: 6 -> 16, valid": ((3, 14, 14, 6), (5, 5, 6, 16), {}),
+    "one image, 3 -> 6": ((1, 12, 13, 3), (5, 5, 3, 6), {"padding": "same"}),
+    "1 filter": ((2, 9, 11, 3), (3, 3, 3, 1), {"padding": "same"}),
+    "5 filters, asymmetric padding": ((2, 9, 12, 2), (4, 3, 2, 5), {"padding": ((2, 1), (0, 2))}),
+    "7 filters, stride_h 2": ((2, 13, 10, 3), (3, 3, 3, 7), {"padding": "same", "strides": (2, 1)}),
+    "8 filters": ((2, 7, 9, 2), (3, 2, 2, 8), {"padding": "same"}),
+    "12 filters": ((2, 7, 9, 3), (2, 2, 3, 12), {"padding": "same"}),
+    "16 filters, dilation 2": ((2, 13, 12, 2), (3, 3, 2, 16), {"padding": "same", "dilation_rate": 2}),
+    "8 input channels": ((2, 8, 9, 8), (3, 3, 8, 6), {"padding": "same"}),
+    "32 input channels (the most)": ((2, 7, 9, 32), (3, 3, 32, 7), {"padding": "same"}),
+    "long rows, 6 filters": ((2, 5, 75, 2), (3, 5, 2, 6), {"padding": "same"}),
+    "long rows, 16 filters": ((1, 4, 61, 1), (2, 3, 1, 16), {}),
+    "long rows, 5 filters, dilation_w 3": ((1, 3, 90, 1), (1, 4, 1, 5), {"dilation_rate": (1, 3)}),
+    "kernel as large as the padded input": ((2, 5, 6, 3), (7, 8, 3, 5), {"padding": ((1, 1), (1, 1))}),
+    "rows of padding only": ((2, 6, 7, 2), (1, 3, 2, 6), {"padding": ((2, 3), (1, 1))}),
+    "one image cut between rows": ((1, 48, 50, 1), (3, 3, 1, 6), {"padding": "same"}),
+    "cut image, stride_h 2": ((1, 90, 40, 2), (4, 3, 2, 5), {"padding": "same", "strides": (2, 1)}),
+    "several images per chunk": ((9, 10, 10, 2), (3, 3, 2, 4), {"padding": "same"}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(LOW_CHANNEL_CASES))
+def test_low_channel_direct(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = LOW_CHANNEL_CASES[case]
+    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
+    _check_conv(rng, dtype, x_shape, kernel_shape, with_bias=False, **options)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_low_channel_transposed_convolution(rng, threads, dtype):
+    # Stride 1: the transposed forward's backward-data and its backward-filter are
+    # the low-channel passes of a convolution with negative trailing padding.
+    x = random_array(rng, (2, 7, 8, 3), dtype)
+    kernel = random_array(rng, (3, 4, 5, 3), dtype)   # (kh, kw, filters, c_in)
+    bias = random_array(rng, (5,), dtype)
+    for padding in ("valid", "same"):
+        y = ops.conv2d_transpose(x, kernel, bias, padding=padding)
+        assert_matches(y, ref.conv2d_transpose(x, kernel, bias, padding=padding), dtype, "y")
+        dy = random_array(rng, y.shape, dtype)
+        got = ops.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
+        expected = ref.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
+        for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
+            assert_matches(g, e, dtype, name)
+
+
+LOW_CHANNEL_SPLIT_CASES = {
+    "LeNet c1, 8 images": ((8, 28, 28, 1), (5, 5, 1, 6), {"padding": "same"}),
+    "LeNet c3, 8 images": ((8, 14, 14, 6), (5, 5, 6, 16), {}),
+    "one image cut between rows, stride_h 2": ((1, 96, 64, 3), (3, 3, 3, 7), {"padding": "same", "strides": (2, 1)}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(LOW_CHANNEL_SPLIT_CASES))
+def test_low_channel_threads_bit_identical(rng, dtype, case):
+    # Big enough for both threads to work on several chunks: the forward values
+    # and the slot-by-slot weight-gradient sums must not depend on the thread count.
+    x_shape, kernel_shape, options = LOW_CHANNEL_SPLIT_CASES[case]
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, kernel_shape, dtype)
+    bias = random_array(rng, (kernel_shape[-1],), dtype)
+    dy = random_array(rng, ops.conv2d(x, kernel, bias, **options).shape, dtype)
+    before = pycnn.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            pycnn.set_num_threads(count)
+            y = ops.conv2d(x, kernel, bias, **options)
+            _, dk, db = ops.conv2d_backward(dy, x, kernel, bias, **options)
+            results.append((y, dk, db))
+    finally:
+        pycnn.set_num_threads(before)
+    for name, one, two in zip(("y", "dkernel", "dbias"), *results):
+        assert one.tobytes() == two.tobytes(), name
+    assert_matches(results[0][1], ref.conv2d_backward(dy, x, kernel, bias, **options)[1], dtype, "dkernel")
+
+
+@pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image", "low channel"])
 def test_empty_batch_zeroes_weight_gradients(case):
-    # Batch 0 with >= 128 filters (the column-split backward-filter paths): dw and
+    # Batch 0 with >= 128 filters (the column-split backward-filter paths) or few
+    # channels (the low-channel path leaves an empty batch to the slot path): dw and
     # dbias must be zeros.  The engine is called directly on NaN-filled outputs,
     # since a fresh NumPy array would often be zero already.
     from pycnn import _engine
@@ -226,6 +314,7 @@ def test_empty_batch_zeroes_weight_gradients(case):
         "1x1": ((0, 5, 5, 16), (1, 1, 16, 192), (0, 0, 0, 0)),
         "padded 1x1": ((0, 1, 1, 1), (1, 1, 1, 4096), (2, 2, 2, 2)),
         "3x3 one image": ((0, 6, 5, 40), (3, 3, 40, 140), (1, 1, 1, 1)),
+        "low channel": ((0, 6, 5, 2), (3, 3, 2, 6), (1, 1, 1, 1)),
     }[case]
     geometry = (1, 1, 1, 1) + pads + (1,)
     oh = x_shape[1] + pads[0] + pads[1] - kernel_shape[0] + 1
