@@ -1,7 +1,9 @@
 /* Direct convolution for few input and few output channels: forward and
  * backward-filter over "flat expanded rows" (see conv_low_channel_impl.h),
- * compiled for SSE2 (portable), AVX2+FMA and AVX-512 and chosen at run time
- * with the GEMM's ISA (pycnn_isa, so also PYCNN_ISA). */
+ * float32 compiled for SSE2 (portable), AVX2+FMA and AVX-512 and chosen at run
+ * time with the GEMM's ISA (pycnn_isa, so also PYCNN_ISA); float64, the
+ * reference dtype, only for SSE2 (each build is hundreds of kernel copies and
+ * minutes of compile time under the sanitizers). */
 #include <stdint.h>
 #include <string.h>
 
@@ -53,7 +55,9 @@ static void isa_vectors(pycnn_dtype dtype, int64_t *lanes, int64_t *regs)
     int64_t bytes = 16;   /* SSE2 */
     *regs = 16;
 #if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
-    if (strcmp(pycnn_isa(), "avx512") == 0) {
+    if (dtype != PYCNN_FLOAT32) {
+        /* float64 has the portable build only */
+    } else if (strcmp(pycnn_isa(), "avx512") == 0) {
         bytes = 64;
         *regs = 32;
     } else if (strcmp(pycnn_isa(), "avx2") == 0) {
@@ -182,40 +186,22 @@ LC_DTYPE_TYPES(double, f64)
 #undef LC_REGS
 #undef LC_TARGET
 #undef LC
-#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
-#define LC_LANES 4
-#define LC_REGS 16
-#define LC_TARGET __attribute__((target("avx2,fma")))
-#define LC(name) name##_f64_avx2
-#include "conv_low_channel_impl.h"
-#undef LC_LANES
-#undef LC_REGS
-#undef LC_TARGET
-#undef LC
-#define LC_LANES 8
-#define LC_REGS 32
-#define LC_TARGET __attribute__((target("avx512f")))
-#define LC(name) name##_f64_avx512
-#include "conv_low_channel_impl.h"
-#undef LC_LANES
-#undef LC_REGS
-#undef LC_TARGET
-#undef LC
-#endif
 #undef T
 #undef LCT
 
 /* The ISA's copy of a pass (the geometry used the same ISA's lanes). */
 #if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
-#define LC_DISPATCH(pass, SFX, ...)                           \
+#define LC_DISPATCH_f32(pass, ...)                             \
     if (strcmp(pycnn_isa(), "avx512") == 0)                    \
-        return pass##_##SFX##_avx512(__VA_ARGS__);             \
+        return pass##_f32_avx512(__VA_ARGS__);                 \
     if (strcmp(pycnn_isa(), "avx2") == 0)                      \
-        return pass##_##SFX##_avx2(__VA_ARGS__);               \
-    return pass##_##SFX##_ref(__VA_ARGS__);
+        return pass##_f32_avx2(__VA_ARGS__);                   \
+    return pass##_f32_ref(__VA_ARGS__);
 #else
-#define LC_DISPATCH(pass, SFX, ...) return pass##_##SFX##_ref(__VA_ARGS__);
+#define LC_DISPATCH_f32(pass, ...) return pass##_f32_ref(__VA_ARGS__);
 #endif
+#define LC_DISPATCH_f64(pass, ...) return pass##_f64_ref(__VA_ARGS__);
+#define LC_DISPATCH(pass, SFX, ...) LC_DISPATCH_##SFX(pass, __VA_ARGS__)
 
 #define LC_PASSES(T, SFX)                                                                          \
     pycnn_status conv_low_channel_forward_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,    \

@@ -24,19 +24,30 @@ CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 CSRC=${FUZZ_CSRC:-csrc}
 CFLAGS="-std=c11 -g -O1 -fno-omit-frame-pointer -fno-wrapv -UNDEBUG -I$CSRC -Ifuzz"
-ENGINE="$CSRC/common.c $CSRC/conv.c $CSRC/conv_low_channel.c $CSRC/pool.c $CSRC/gemm.c $CSRC/gemm_ukernel_ref.c $CSRC/augment.c"
+ENGINE="common.c conv.c conv_low_channel.c pool.c gemm.c gemm_ukernel_ref.c augment.c"
 
 build() {
     mkdir -p "$FUZZ_OUT/obj"
-    # The SIMD micro-kernels get only their own ISA flags, as in setup.py.
-    $CC $CFLAGS -fsanitize=address,undefined -mavx2 -mfma -c $CSRC/gemm_ukernel_avx2.c -o "$FUZZ_OUT/obj/avx2.o"
-    $CC $CFLAGS -fsanitize=address,undefined -mavx512f -mavx512vl -mfma -c csrc/gemm_ukernel_avx512.c \
-        -o "$FUZZ_OUT/obj/avx512.o"
-    for t in $TARGETS; do
-        $CC $CFLAGS $SAN -DPYCNN_HAVE_X86_KERNELS=1 "fuzz/fuzz_$t.c" $ENGINE \
-            "$FUZZ_OUT/obj/avx2.o" "$FUZZ_OUT/obj/avx512.o" -lm -o "$FUZZ_OUT/fuzz_$t" &
+    # The engine is compiled once and linked into every target (its kernel copies take
+    # minutes under the sanitizers); the SIMD micro-kernels get only their own ISA
+    # flags, as in setup.py.
+    local objs=() pids=() pid
+    for src in $ENGINE; do
+        $CC $CFLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -DPYCNN_HAVE_X86_KERNELS=1 -c "$CSRC/$src" -o "$FUZZ_OUT/obj/${src%.c}.o" &
+        pids+=($!)
+        objs+=("$FUZZ_OUT/obj/${src%.c}.o")
     done
-    wait
+    $CC $CFLAGS -fsanitize=address,undefined -mavx2 -mfma -c $CSRC/gemm_ukernel_avx2.c -o "$FUZZ_OUT/obj/avx2.o" &
+    pids+=($!)
+    $CC $CFLAGS -fsanitize=address,undefined -mavx512f -mavx512vl -mfma -c $CSRC/gemm_ukernel_avx512.c \
+        -o "$FUZZ_OUT/obj/avx512.o" &
+    pids+=($!)
+    for pid in "${pids[@]}"; do wait "$pid"; done   # each wait fails the script if its compile failed
+    for t in $TARGETS; do
+        $CC $CFLAGS $SAN -DPYCNN_HAVE_X86_KERNELS=1 "fuzz/fuzz_$t.c" "${objs[@]}" \
+            "$FUZZ_OUT/obj/avx2.o" "$FUZZ_OUT/obj/avx512.o" -lm -o "$FUZZ_OUT/fuzz_$t"
+    done
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1}
