@@ -13,8 +13,9 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
-/* The thin-group kernels: portable (SSE2, the x86-64 baseline), and again
- * for AVX2 and AVX-512, chosen by the GEMM's ISA (pycnn_isa, so also PYCNN_ISA). */
+/* The thin-group kernels: portable (SSE2, the x86-64 baseline), and float32
+ * again for AVX2 and AVX-512, chosen by the GEMM's ISA (pycnn_isa, so also
+ * PYCNN_ISA); float64, the reference dtype, keeps the portable build. */
 #define THIN_TARGET
 #define THIN_VEC_BYTES 16
 #define THIN_VECS 4
@@ -50,13 +51,6 @@
 #undef T
 #undef TI
 #undef FN
-#define T double
-#define TI int64_t
-#define FN(name) name##_f64_avx2
-#include "conv_thin_impl.h"
-#undef T
-#undef TI
-#undef FN
 #undef THIN_TARGET
 #undef THIN_VEC_BYTES
 #undef THIN_VECS
@@ -72,13 +66,6 @@
 #undef T
 #undef TI
 #undef FN
-#define T double
-#define TI int64_t
-#define FN(name) name##_f64_avx512
-#include "conv_thin_impl.h"
-#undef T
-#undef TI
-#undef FN
 #undef THIN_TARGET
 #undef THIN_VEC_BYTES
 #undef THIN_VECS
@@ -86,13 +73,15 @@
 /* The AVX-512 build of this C measured faster only for the forward and
  * backward-data passes of depthwise multiplier 1 (ResNeXt's shuffles and
  * the backward-filter row sums come out slower than with AVX2). */
-#define THIN_PICK(name, SFX, avx512_ok)                                                          \
+#define THIN_PICK_f32(name, avx512_ok)                                                           \
     ((avx512_ok) && strcmp(pycnn_isa(), "avx512") == 0 && p->cig == 1 && p->cog == 1             \
-         ? name##_##SFX##_avx512                                                                 \
-     : strcmp(pycnn_isa(), "ref") != 0 ? name##_##SFX##_avx2 : name##_##SFX##_base)
+         ? name##_f32_avx512                                                                     \
+     : strcmp(pycnn_isa(), "ref") != 0 ? name##_f32_avx2 : name##_f32_base)
 #else
-#define THIN_PICK(name, SFX, avx512_ok) name##_##SFX##_base
+#define THIN_PICK_f32(name, avx512_ok) name##_f32_base
 #endif
+#define THIN_PICK_f64(name, avx512_ok) name##_f64_base
+#define THIN_PICK(name, SFX, avx512_ok) THIN_PICK_##SFX(name, avx512_ok)
 
 #define DEFINE_THIN_DISPATCH(SFX, T)                                                                 \
     static void thin_forward_chunk_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, const T *x,  \

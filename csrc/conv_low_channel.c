@@ -67,10 +67,15 @@ static void isa_vectors(pycnn_dtype dtype, int64_t *lanes, int64_t *regs)
     *lanes = bytes / (int64_t)dtype_size(dtype);
 }
 
+/* The expanded rows span the padded width (ow plus the kernel's reach), so a
+ * reach far beyond the output row (a huge dilation or padding: fuzz finding
+ * H9, 65536 one-pixel images with 131073-wide rows each) would cost more than
+ * the convolution: such layers keep the im2col path, which skips the padding. */
 int conv_low_channel_eligible(const pycnn_conv2d_desc *d, const conv_plan *p)
 {
+    const int64_t reach_w = (d->kw - 1) * d->dilation_w;   /* no overflow: checked geometry */
     return d->groups == 1 && d->stride_w == 1 && !p->direct && d->c_in <= LOWC_MAX_C_IN &&
-           d->c_out <= LOWC_MAX_C_OUT;
+           d->c_out <= LOWC_MAX_C_OUT && reach_w / d->kw <= d->ow;
 }
 
 /* Shape-only (with the process's ISA): the same for every thread count. */
