@@ -130,7 +130,9 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_forward_ve
     const pycnn_conv2d_desc *d, int64_t cig, int spread, int64_t pixels, const FN(thin_taps) *t, const T *rows,
     const int64_t *row_at, const T *w, const T *bias, T *out, int64_t c0)
 {
-    const int64_t C = d->c_out, E = cig * C, pix = spread ? C : E, step = d->stride_w * pix;
+    const int64_t C = d->c_out, E = cig * C, pix = spread ? C : E;
+    /* Blocks of several pixels only occur when stride_w < w (windows inside the image). */
+    const int64_t step = d->stride_w < d->w ? d->stride_w * pix : 0;
     FN(vec) acc[THIN_PIXELS][THIN_VECS];
     for (int64_t v = 0; v < THIN_VECS; v++) {
         FN(vec) start = {0};
@@ -195,7 +197,7 @@ static inline THIN_TARGET void FN(thin_full_columns)(const pycnn_conv2d_desc *d,
 {
     /* ix0 = o * stride_w - pad_left >= 0 and ix0 + (kw - 1) * dilation_w <= w - 1 */
     const int64_t room = d->w - 1 - (d->kw - 1) * d->dilation_w + d->pad_left;
-    *lo = min64(max64(ceil_div64(d->pad_left, d->stride_w), ox), ox_end);
+    *lo = min64(max64(ceil_div_nonneg64(d->pad_left, d->stride_w), ox), ox_end);
     *hi = room < 0 ? *lo : min64(max64(room / d->stride_w + 1, *lo), ox_end);
 }
 
@@ -262,7 +264,8 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_filter_tap
     const pycnn_conv2d_desc *d, int64_t cig, int spread, const T *rows, int64_t x_at, const T *dy_row,
     int64_t o_lo, int64_t o_hi, T *dwp, int64_t c0, int64_t q0)
 {
-    const int64_t C = d->c_out, step = d->stride_w * (spread ? C : cig * C);
+    const int64_t C = d->c_out;
+    const int64_t step = d->stride_w < d->w ? d->stride_w * (spread ? C : cig * C) : 0;   /* as in thin_forward_vec */
     const int64_t qb = FN(thin_filter_channels)(cig), sets = THIN_PIXELS / qb;
     FN(vec) acc[THIN_PIXELS][THIN_VECS];   /* [set * qb + q][v] */
     for (int64_t k = 0; k < THIN_PIXELS; k++)
@@ -322,7 +325,7 @@ static inline __attribute__((always_inline)) THIN_TARGET void FN(thin_backward_f
     for (int64_t j = 0; j < d->kw; j++) {
         /* o * stride_w + j * dilation_w - pad_left in [0, w) */
         const int64_t shift = d->pad_left - j * d->dilation_w, last = d->w - 1 + shift;
-        o_lo[j] = min64(max64(shift <= 0 ? 0 : ceil_div64(shift, d->stride_w), ox), ox_end);
+        o_lo[j] = min64(max64(shift <= 0 ? 0 : ceil_div_nonneg64(shift, d->stride_w), ox), ox_end);
         o_hi[j] = last < 0 ? o_lo[j] : min64(max64(last / d->stride_w + 1, o_lo[j]), ox_end);
     }
     for (int64_t c0 = 0; c0 < full; c0 += THIN_BLOCK)

@@ -26,6 +26,8 @@ int product_ok(const int64_t *factors, int count, int64_t *out);
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/* The same for a >= 0 with no intermediate sum: b may be near INT64_MAX (a stride). */
+static inline int64_t ceil_div_nonneg64(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 static inline size_t dtype_size(pycnn_dtype t) { return t == PYCNN_FLOAT64 ? 8 : 4; }
 

@@ -87,11 +87,11 @@ def test_backward_data_as_flipped_convolution(rng, threads, dtype, case):
     _check_conv(rng, dtype, x_shape, kernel_shape, **options)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_stride_one_transposed_convolution(rng, threads, dtype):
-    x = random_array(rng, (1, 7, 8, 10), dtype)
-    kernel = random_array(rng, (3, 3, 12, 10), dtype)   # (kh, kw, filters, c_in)
-    bias = random_array(rng, (12,), dtype)
+def _check_transposed(rng, dtype, x_shape, kernel_shape):
+    """Stride-1 transposed convolution, forward and backward, for "valid" and "same"."""
+    x = random_array(rng, x_shape, dtype)
+    kernel = random_array(rng, kernel_shape, dtype)   # (kh, kw, filters, c_in)
+    bias = random_array(rng, (kernel_shape[2],), dtype)
     for padding in ("valid", "same"):
         y = ops.conv2d_transpose(x, kernel, bias, padding=padding)
         assert_matches(y, ref.conv2d_transpose(x, kernel, bias, padding=padding), dtype, "y")
@@ -100,6 +100,11 @@ def test_stride_one_transposed_convolution(rng, threads, dtype):
         expected = ref.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
         for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
             assert_matches(g, e, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_stride_one_transposed_convolution(rng, threads, dtype):
+    _check_transposed(rng, dtype, (1, 7, 8, 10), (3, 3, 12, 10))
 
 
 COLUMN_SPLIT_CASES = {
@@ -257,17 +262,7 @@ def test_low_channel_direct(rng, threads, dtype, case):
 def test_low_channel_transposed_convolution(rng, threads, dtype):
     # Stride 1: the transposed forward's backward-data and its backward-filter are
     # the low-channel passes of a convolution with negative trailing padding.
-    x = random_array(rng, (2, 7, 8, 3), dtype)
-    kernel = random_array(rng, (3, 4, 5, 3), dtype)   # (kh, kw, filters, c_in)
-    bias = random_array(rng, (5,), dtype)
-    for padding in ("valid", "same"):
-        y = ops.conv2d_transpose(x, kernel, bias, padding=padding)
-        assert_matches(y, ref.conv2d_transpose(x, kernel, bias, padding=padding), dtype, "y")
-        dy = random_array(rng, y.shape, dtype)
-        got = ops.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
-        expected = ref.conv2d_transpose_backward(dy, x, kernel, bias, padding=padding)
-        for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
-            assert_matches(g, e, dtype, name)
+    _check_transposed(rng, dtype, (2, 7, 8, 3), (3, 4, 5, 3))
 
 
 LOW_CHANNEL_SPLIT_CASES = {
