@@ -199,9 +199,13 @@ def test_depthwise_multiplier_one(rng, threads, dtype, case):
     # One filter per channel: channel blocks kept in registers, and dx gathered
     # row by row from the output pixels that read each input pixel.
     x_shape, kernel_hw, options = DEPTHWISE_CASES[case]
+    _check_depthwise(rng, dtype, x_shape, kernel_hw, 1, options)
+
+
+def _check_depthwise(rng, dtype, x_shape, kernel_hw, multiplier, options):
     x = random_array(rng, x_shape, dtype)
-    kernel = random_array(rng, kernel_hw + (x_shape[-1], 1), dtype)
-    bias = random_array(rng, (x_shape[-1],), dtype)
+    kernel = random_array(rng, kernel_hw + (x_shape[-1], multiplier), dtype)
+    bias = random_array(rng, (x_shape[-1] * multiplier,), dtype)
     y = ops.depthwise_conv2d(x, kernel, bias, **options)
     assert_matches(y, ref.depthwise_conv2d(x, kernel, bias, **options), dtype, "y")
     dy = random_array(rng, y.shape, dtype)
@@ -367,16 +371,7 @@ DEPTHWISE_MULTIPLIER_CASES = {
 def test_depthwise_multiplier_above_one(rng, threads, dtype, case):
     # cig 1, cog = multiplier: the thin-group kernels with x expanded by the multiplier.
     x_shape, kernel_hw, multiplier, options = DEPTHWISE_MULTIPLIER_CASES[case]
-    x = random_array(rng, x_shape, dtype)
-    kernel = random_array(rng, kernel_hw + (x_shape[-1], multiplier), dtype)
-    bias = random_array(rng, (x_shape[-1] * multiplier,), dtype)
-    y = ops.depthwise_conv2d(x, kernel, bias, **options)
-    assert_matches(y, ref.depthwise_conv2d(x, kernel, bias, **options), dtype, "y")
-    dy = random_array(rng, y.shape, dtype)
-    got = ops.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
-    expected = ref.depthwise_conv2d_backward(dy, x, kernel, bias, **options)
-    for name, g, e in zip(("dx", "dkernel", "dbias"), got, expected):
-        assert_matches(g, e, dtype, name)
+    _check_depthwise(rng, dtype, x_shape, kernel_hw, multiplier, options)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
