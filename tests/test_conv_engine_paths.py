@@ -276,6 +276,20 @@ LOW_CHANNEL_SPLIT_CASES = {
 }
 
 
+def _passes_at_1_and_2_threads(x, kernel, bias, dy, options):
+    """(y, dx, dkernel, dbias) of conv2d at 1 thread, then at 2."""
+    before = pycnn.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            pycnn.set_num_threads(count)
+            y = ops.conv2d(x, kernel, bias, **options)
+            results.append((y,) + tuple(ops.conv2d_backward(dy, x, kernel, bias, **options)))
+    finally:
+        pycnn.set_num_threads(before)
+    return results
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", list(LOW_CHANNEL_SPLIT_CASES))
 def test_low_channel_threads_bit_identical(rng, dtype, case):
@@ -286,19 +300,10 @@ def test_low_channel_threads_bit_identical(rng, dtype, case):
     kernel = random_array(rng, kernel_shape, dtype)
     bias = random_array(rng, (kernel_shape[-1],), dtype)
     dy = random_array(rng, ops.conv2d(x, kernel, bias, **options).shape, dtype)
-    before = pycnn.get_num_threads()
-    results = []
-    try:
-        for count in (1, 2):
-            pycnn.set_num_threads(count)
-            y = ops.conv2d(x, kernel, bias, **options)
-            _, dk, db = ops.conv2d_backward(dy, x, kernel, bias, **options)
-            results.append((y, dk, db))
-    finally:
-        pycnn.set_num_threads(before)
-    for name, one, two in zip(("y", "dkernel", "dbias"), *results):
-        assert one.tobytes() == two.tobytes(), name
-    assert_matches(results[0][1], ref.conv2d_backward(dy, x, kernel, bias, **options)[1], dtype, "dkernel")
+    results = _passes_at_1_and_2_threads(x, kernel, bias, dy, options)
+    for name, at in (("y", 0), ("dkernel", 2), ("dbias", 3)):
+        assert results[0][at].tobytes() == results[1][at].tobytes(), name
+    assert_matches(results[0][2], ref.conv2d_backward(dy, x, kernel, bias, **options)[1], dtype, "dkernel")
 
 
 @pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image", "low channel"])
@@ -385,16 +390,9 @@ def test_thin_groups_same_bits_for_any_thread_count(rng, dtype, case):
     x = random_array(rng, x_shape, dtype)
     kernel = random_array(rng, kernel_shape, dtype)
     bias = random_array(rng, (kernel_shape[-1],), dtype)
-    before = pycnn.get_num_threads()
-    results = []
-    try:
-        for count in (1, 2):
-            pycnn.set_num_threads(count)
-            y = ops.conv2d(x, kernel, bias, **options)
-            dy = np.cos(np.arange(y.size, dtype=dtype)).reshape(y.shape)
-            results.append((y,) + tuple(ops.conv2d_backward(dy, x, kernel, bias, **options)))
-    finally:
-        pycnn.set_num_threads(before)
+    y_shape = ops.conv2d(x, kernel, bias, **options).shape
+    dy = np.cos(np.arange(np.prod(y_shape), dtype=dtype)).reshape(y_shape)
+    results = _passes_at_1_and_2_threads(x, kernel, bias, dy, options)
     for name, one, two in zip(("y", "dx", "dkernel", "dbias"), *results):
         assert np.array_equal(one, two), name
 

@@ -30,6 +30,13 @@ _FLAGS = _cpu_flags()
 _ISA_NEEDS = {"ref": set(), "avx2": {"avx2", "fma"}, "avx512": {"avx512f", "avx512vl"}}
 
 
+def _skip_unless_cpu_runs(isa):
+    missing = _ISA_NEEDS[isa] - _FLAGS
+    if missing:
+        pytest.skip(f"this CPU lacks {', '.join(sorted(missing))} (from /proc/cpuinfo), so PYCNN_ISA={isa} "
+                    f"cannot run here")
+
+
 def _run(code, isa=None, timeout=300):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("PYCNN_ISA", None)
@@ -136,10 +143,7 @@ _CHECK_PATH = textwrap.dedent(r'''
 
 @pytest.mark.parametrize("isa", ["ref", "avx2", "avx512"])
 def test_forced_isa_matches_numpy_float64(isa):
-    missing = _ISA_NEEDS[isa] - _FLAGS
-    if missing:
-        pytest.skip(f"this CPU lacks {', '.join(sorted(missing))} (from /proc/cpuinfo), so PYCNN_ISA={isa} "
-                    f"cannot run here")
+    _skip_unless_cpu_runs(isa)
     proc = _run(_CHECK_PATH, isa=isa)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -156,10 +160,7 @@ ENGINE_PATH_SUITES = ["tests/test_conv_engine_paths.py", "tests/test_pool_kernel
 
 @pytest.mark.parametrize("isa", ["ref", "avx2", "avx512"])
 def test_engine_path_suites_pass_on_every_isa(isa):
-    missing = _ISA_NEEDS[isa] - _FLAGS
-    if missing:
-        pytest.skip(f"this CPU lacks {', '.join(sorted(missing))} (from /proc/cpuinfo), so PYCNN_ISA={isa} "
-                    f"cannot run here")
+    _skip_unless_cpu_runs(isa)
     code = ("import sys, pytest; sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', "
             f"*{ENGINE_PATH_SUITES!r}]))")
     proc = _run(code, isa=isa, timeout=900)
