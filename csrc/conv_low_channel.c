@@ -78,6 +78,13 @@ int conv_low_channel_eligible(const pycnn_conv2d_desc *d, const conv_plan *p)
            d->c_out <= LOWC_MAX_C_OUT && reach_w / d->kw <= d->ow;
 }
 
+int conv_low_channel_whole_vectors(const pycnn_conv2d_desc *d)
+{
+    int64_t lanes, regs;
+    isa_vectors(d->dtype, &lanes, &regs);
+    return lanes % d->c_out == 0;
+}
+
 /* Shape-only (with the process's ISA): the same for every thread count. */
 static int geometry(const pycnn_conv2d_desc *d, const conv_plan *p, lowc_geom *g)
 {

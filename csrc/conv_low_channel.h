@@ -14,6 +14,8 @@
 
 /* 1 when the layer can take the path (before its workspace is sized). */
 int conv_low_channel_eligible(const pycnn_conv2d_desc *d, const conv_plan *p);
+/* 1 when c_out divides the vector lanes of the process's ISA (no lane pattern repeats). */
+int conv_low_channel_whole_vectors(const pycnn_conv2d_desc *d);
 /* Bytes of one slot's low-channel buffers for the plan's chunks; 0 when the
  * path should not be used (an expanded input too large, or overflow). */
 int64_t conv_low_channel_slot_bytes(const pycnn_conv2d_desc *d, const conv_plan *p);

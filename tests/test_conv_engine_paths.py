@@ -77,6 +77,12 @@ FLIPPED_CASES = {
     # Channel counts past the flip's 32-wide transpose tiles, with remainders.
     "70 -> 45 channels": ((1, 6, 5, 70), (3, 3, 70, 45), {"padding": "same"}),
     "2 groups of 35 -> 33": ((1, 5, 6, 70), (2, 3, 35, 66), {"padding": "same", "groups": 2}),
+    # A batch, input channels dividing a vector, few filters: the flipped
+    # convolution takes the low-channel kernels (at any batch size).
+    "a batch, 1 -> 6 (LeNet c1)": ((5, 12, 12, 1), (5, 5, 1, 6), {"padding": "same"}),
+    "a batch, 4 -> 8": ((6, 9, 10, 4), (3, 3, 4, 8), {"padding": "same"}),
+    "a batch, 16 -> 4, valid 5x5": ((4, 11, 10, 16), (5, 5, 16, 4), {}),
+    "a batch, 2 -> 32, asymmetric padding": ((4, 8, 9, 2), (3, 2, 2, 32), {"padding": ((2, 0), (1, 0))}),
 }
 
 
