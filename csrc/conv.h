@@ -17,7 +17,7 @@
  * weights would be packed again for too little arithmetic. */
 #define CONV_MIN_CHUNK_ROWS 256
 /* Narrowest column block when a 1x1 pass with few rows is split by columns. */
-#define CONV_MIN_BLOCK_COLS 64
+#define CONV_MIN_BLOCK_COLS 32
 /* Chunks shorter than this make backward-filter split dw by columns (see conv.c). */
 #define CONV_SHORT_CHUNK_ROWS 256
 /* Grouped layers with at most this many input and output channels per group
