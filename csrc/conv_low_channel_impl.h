@@ -295,6 +295,7 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
             int64_t m0, rows;
             conv_chunk_rows(p, chunk, &m0, &rows);
             LC(run_chunk)(d, g, fn, &a, x, y, m0, rows, E, 1);
+            LCT(apply_epilogue)(d, y + m0 * d->c_out, rows, d->c_out, d->c_out);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
