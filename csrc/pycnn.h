@@ -182,7 +182,8 @@ typedef struct {
  * sigmoid:    y = 1 / (1 + exp(-x)), no overflow for any x;   dx = dy * y * (1 - y).
  * tanh:       y = tanh(x);                                    dx = dy * (1 - y * y).
  * clamp:      y = x <= lo ? lo : x >= hi ? hi : x (PyTorch's hardtanh; -0 at lo = 0
- *             becomes +0 like relu, NaN stays NaN);           dx = lo < x < hi ? dy : 0.
+ *             becomes +0 like relu, NaN stays NaN);           dx = lo < x < hi ? dy : 0
+ *             (0 at NaN, as relu's; PyTorch passes dy there).
  * relu, leaky_relu with slope >= 0 and clamp give the same dx when passed their
  * output y in place of x (y > 0 iff x > 0; lo < y < hi iff lo < x < hi), so a
  * layer may keep y only.
