@@ -1,4 +1,5 @@
-/* Activation loops (relu, leaky_relu, sigmoid, tanh, clamp) and the convolution epilogue, written once for float and double (included with T and FN
+/* Activation loops (relu, leaky_relu, sigmoid, tanh, clamp) and the convolution
+ * epilogue, written once for float and double (included with T and FN
  * by activation.c, and by activation_avx2.c under -mavx2).  Each loop reads
  * every operand unconditionally and selects with ?: so that the compiler turns
  * it into compare-and-blend vector code. */

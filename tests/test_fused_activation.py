@@ -98,6 +98,8 @@ def test_depthwise_fused_activation(rng, threads, dtype, multiplier):
 
 
 DENSE_CASES = {
+    "1 row (B streamed, no packing)": ((1, 64), 256),
+    "3 rows (B streamed, no packing)": ((3, 33), 70),
     "5 rows, column split": ((5, 70), 200),
     "300 rows": ((300, 130), 129),
     "narrow, 3 units": ((64, 50), 3),
