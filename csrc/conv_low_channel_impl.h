@@ -232,6 +232,7 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
                 if (a->rows == 0) {   /* every tap in the padding: bias only */
                     for (int64_t f = 0; f < a->valid; f++)
                         row[f] = a->bias[f % (g->patterns * LC_LANES)];
+                    LCT(apply_epilogue)(d, row, 1, a->valid, a->valid);
                     continue;
                 }
             } else {
@@ -239,6 +240,8 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
                 a->acc = acc_all + i_lo * taps_per_row * g->patterns * LC_LANES;
             }
             fn(a);
+            if (forward)   /* the activation while the output row is in L1 */
+                LCT(apply_epilogue)(d, row, 1, a->valid, a->valid);
         }
         m = (n * per_image) + oy1 * d->ow;
     }
@@ -295,7 +298,6 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
             int64_t m0, rows;
             conv_chunk_rows(p, chunk, &m0, &rows);
             LC(run_chunk)(d, g, fn, &a, x, y, m0, rows, E, 1);
-            LCT(apply_epilogue)(d, y + m0 * d->c_out, rows, d->c_out, d->c_out);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
