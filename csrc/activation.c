@@ -1,4 +1,5 @@
-/* Element-wise activations: relu, leaky_relu, sigmoid and tanh, forward and backward. */
+/* Element-wise activations: relu, leaky_relu, sigmoid, tanh and clamp, forward and backward,
+ * and the same loops in place as the convolution epilogue. */
 #include <math.h>
 #include <string.h>
 
@@ -35,6 +36,35 @@ static activation_block_fn block_fn(pycnn_dtype dtype)
     return dtype == PYCNN_FLOAT32 ? pycnn_activation_block_ref_f32 : pycnn_activation_block_ref_f64;
 }
 
+activation_epilogue_fn activation_epilogue_for(pycnn_dtype dtype)
+{
+#if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
+    if (strcmp(pycnn_isa(), "ref") != 0)
+        return dtype == PYCNN_FLOAT32 ? pycnn_activation_epilogue_avx2_f32 : pycnn_activation_epilogue_avx2_f64;
+#endif
+    return dtype == PYCNN_FLOAT32 ? pycnn_activation_epilogue_ref_f32 : pycnn_activation_epilogue_ref_f64;
+}
+
+/* Clamp bounds: ordered numbers (infinite ones included). */
+static int clamp_bounds_ok(double lo, double hi)
+{
+    return lo == lo && hi == hi && lo <= hi;
+}
+
+pycnn_status activation_epilogue_check(const pycnn_epilogue *e)
+{
+    switch (e->mode) {
+    case PYCNN_EPILOGUE_NONE:
+    case PYCNN_EPILOGUE_RELU:
+    case PYCNN_EPILOGUE_LEAKY_RELU:
+        return PYCNN_OK;
+    case PYCNN_EPILOGUE_CLAMP:
+        return clamp_bounds_ok(e->clamp_lo, e->clamp_hi) ? PYCNN_OK : PYCNN_ERR_BAD_PARAMETER;
+    default:
+        return PYCNN_ERR_BAD_PARAMETER;
+    }
+}
+
 pycnn_status pycnn_activation_check(const pycnn_activation_desc *d)
 {
     if (d == NULL)
@@ -42,7 +72,10 @@ pycnn_status pycnn_activation_check(const pycnn_activation_desc *d)
     if (d->dtype != PYCNN_FLOAT32 && d->dtype != PYCNN_FLOAT64)
         return PYCNN_ERR_BAD_DTYPE;
     if (d->mode != PYCNN_ACTIVATION_RELU && d->mode != PYCNN_ACTIVATION_LEAKY_RELU &&
-        d->mode != PYCNN_ACTIVATION_SIGMOID && d->mode != PYCNN_ACTIVATION_TANH)
+        d->mode != PYCNN_ACTIVATION_SIGMOID && d->mode != PYCNN_ACTIVATION_TANH &&
+        d->mode != PYCNN_ACTIVATION_CLAMP)
+        return PYCNN_ERR_BAD_PARAMETER;
+    if (d->mode == PYCNN_ACTIVATION_CLAMP && !clamp_bounds_ok(d->clamp_lo, d->clamp_hi))
         return PYCNN_ERR_BAD_PARAMETER;
     if (d->count < 0)
         return PYCNN_ERR_BAD_SHAPE;
@@ -77,7 +110,7 @@ static pycnn_status run(const pycnn_activation_desc *d, const void *x, const voi
         const int64_t start = b * block_size, offset = start * size;
         if (start >= d->count)   /* rounding to 16 can leave the last blocks empty */
             continue;
-        block(d->mode, d->negative_slope, min64(block_size, d->count - start), (const char *)x + offset,
+        block(d, min64(block_size, d->count - start), (const char *)x + offset,
               dy == NULL ? NULL : (const char *)dy + offset, (char *)out + offset);
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;

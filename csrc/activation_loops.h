@@ -1,4 +1,5 @@
-/* Activation loops (relu, leaky_relu, sigmoid, tanh), written once for float and double (included with T and FN
+/* Activation loops (relu, leaky_relu, sigmoid, tanh, clamp) and the convolution
+ * epilogue, written once for float and double (included with T and FN
  * by activation.c, and by activation_avx2.c under -mavx2).  Each loop reads
  * every operand unconditionally and selects with ?: so that the compiler turns
  * it into compare-and-blend vector code. */
@@ -10,13 +11,29 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
-static void FN(relu_forward)(int64_t n, const T *restrict x, T *restrict y)
+/* One value of each piecewise-linear activation: shared by the element-wise
+ * loops and the convolution epilogue, so both compute the same operations. */
+static inline T FN(relu_value)(T v)
 {
     /* !(v <= 0) rather than v > 0: NaN keeps its payload, and -0 gives +0 (np.maximum). */
-    for (int64_t i = 0; i < n; i++) {
-        const T v = x[i];
-        y[i] = v <= 0 ? (T)0 : v;
-    }
+    return v <= 0 ? (T)0 : v;
+}
+
+static inline T FN(leaky_value)(T slope, T v)
+{
+    return v > 0 ? v : slope * v;
+}
+
+static inline T FN(clamp_value)(T lo, T hi, T v)
+{
+    /* <= and >= like relu: -0 at lo = 0 gives +0, and NaN passes both tests. */
+    return v <= lo ? lo : v >= hi ? hi : v;
+}
+
+static void FN(relu_forward)(int64_t n, const T *restrict x, T *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = FN(relu_value)(x[i]);
 }
 
 static void FN(relu_backward)(int64_t n, const T *restrict x, const T *restrict dy, T *restrict dx)
@@ -29,10 +46,8 @@ static void FN(relu_backward)(int64_t n, const T *restrict x, const T *restrict 
 
 static void FN(leaky_forward)(int64_t n, T slope, const T *restrict x, T *restrict y)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const T v = x[i];
-        y[i] = v > 0 ? v : slope * v;
-    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] = FN(leaky_value)(slope, x[i]);
 }
 
 static void FN(leaky_backward)(int64_t n, T slope, const T *restrict x, const T *restrict dy, T *restrict dx)
@@ -40,6 +55,20 @@ static void FN(leaky_backward)(int64_t n, T slope, const T *restrict x, const T 
     for (int64_t i = 0; i < n; i++) {
         const T g = dy[i];
         dx[i] = x[i] > 0 ? g : slope * g;
+    }
+}
+
+static void FN(clamp_forward)(int64_t n, T lo, T hi, const T *restrict x, T *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = FN(clamp_value)(lo, hi, x[i]);
+}
+
+static void FN(clamp_backward)(int64_t n, T lo, T hi, const T *restrict x, const T *restrict dy, T *restrict dx)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const T g = dy[i], v = x[i];
+        dx[i] = v > lo && v < hi ? g : (T)0;
     }
 }
 
@@ -132,9 +161,16 @@ static void FN(tanh_backward)(int64_t n, const T *restrict x, const T *restrict 
     }
 }
 
-static void FN(run)(pycnn_activation_mode mode, T slope, int64_t n, const T *x, const T *dy, T *out)
+static void FN(run)(const pycnn_activation_desc *d, int64_t n, const T *x, const T *dy, T *out)
 {
-    switch (mode) {
+    const T slope = (T)d->negative_slope;
+    switch (d->mode) {
+    case PYCNN_ACTIVATION_CLAMP:
+        if (dy == NULL)
+            FN(clamp_forward)(n, (T)d->clamp_lo, (T)d->clamp_hi, x, out);
+        else
+            FN(clamp_backward)(n, (T)d->clamp_lo, (T)d->clamp_hi, x, dy, out);
+        break;
     case PYCNN_ACTIVATION_LEAKY_RELU:
         if (dy == NULL)
             FN(leaky_forward)(n, slope, x, out);
@@ -161,14 +197,41 @@ static void FN(run)(pycnn_activation_mode mode, T slope, int64_t n, const T *x, 
     }
 }
 
-void FN(block)(pycnn_activation_mode mode, double negative_slope, int64_t n,
-               const void *x_, const void *dy_, void *out_)
+void FN(block)(const pycnn_activation_desc *d, int64_t n, const void *x_, const void *dy_, void *out_)
 {
     const T *x = x_, *dy = dy_;
     T *out = out_;
     /* A head up to out's first 64-byte boundary, then the rest: vector stores that
      * straddle cache lines (NumPy aligns to 16 bytes) cost ~5% on L3-resident data. */
     const int64_t head = min64(n, (int64_t)((64 - (uintptr_t)out % 64) % 64 / sizeof(T)));
-    FN(run)(mode, (T)negative_slope, head, x, dy, out);
-    FN(run)(mode, (T)negative_slope, n - head, x + head, dy == NULL ? NULL : dy + head, out + head);
+    FN(run)(d, head, x, dy, out);
+    FN(run)(d, n - head, x + head, dy == NULL ? NULL : dy + head, out + head);
+}
+
+/* The convolution epilogue: rows of `channels` values, ld apart, in place
+ * (y is the chunk the convolution just wrote, still in cache). */
+void FN(epilogue)(const pycnn_epilogue *e, void *y_, int64_t rows, int64_t channels, int64_t ld)
+{
+    const int64_t n = ld == channels ? rows * channels : channels;   /* one flat loop when dense */
+    const int64_t passes = ld == channels ? 1 : rows;
+    const T slope = (T)e->negative_slope, lo = (T)e->clamp_lo, hi = (T)e->clamp_hi;
+    for (int64_t r = 0; r < passes; r++) {
+        T *restrict y = (T *)y_ + r * ld;
+        switch (e->mode) {
+        case PYCNN_EPILOGUE_RELU:
+            for (int64_t i = 0; i < n; i++)
+                y[i] = FN(relu_value)(y[i]);
+            break;
+        case PYCNN_EPILOGUE_LEAKY_RELU:
+            for (int64_t i = 0; i < n; i++)
+                y[i] = FN(leaky_value)(slope, y[i]);
+            break;
+        case PYCNN_EPILOGUE_CLAMP:
+            for (int64_t i = 0; i < n; i++)
+                y[i] = FN(clamp_value)(lo, hi, y[i]);
+            break;
+        default:
+            return;
+        }
+    }
 }

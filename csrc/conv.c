@@ -2,6 +2,7 @@
  * passes, im2col/col2im, and the transposed convolution built on them. */
 #include <string.h>
 
+#include "activation.h"
 #include "conv.h"
 #include "conv_low_channel.h"
 #include "gemm_tiles.h"
@@ -121,6 +122,8 @@ pycnn_status conv_check_geometry(pycnn_conv2d_desc *d, int allow_negative_end)
 {
     if (d->dtype != PYCNN_FLOAT32 && d->dtype != PYCNN_FLOAT64)
         return PYCNN_ERR_BAD_DTYPE;
+    if (activation_epilogue_check(&d->epilogue) != PYCNN_OK)
+        return PYCNN_ERR_BAD_PARAMETER;
     if (d->n < 0 || d->h < 1 || d->w < 1 || d->c_in < 1 || d->kh < 1 || d->kw < 1 || d->c_out < 1)
         return PYCNN_ERR_BAD_SHAPE;
     if (d->stride_h < 1 || d->stride_w < 1)

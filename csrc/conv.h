@@ -157,6 +157,7 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
                       const T *col, int64_t m0, int64_t rows, T *x);                       \
     void flip_filters_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *flipped); \
     void add_bias_##SFX(T *y, const T *bias, int64_t rows, int64_t channels, int64_t ld);              \
+    void apply_epilogue_##SFX(const pycnn_conv2d_desc *d, T *y, int64_t rows, int64_t channels, int64_t ld); \
     void add_row_sums_##SFX(const T *dy, int64_t rows, int64_t channels, int64_t ld, T *sum);
 DECLARE_CONV_PASSES(f32, float)
 DECLARE_CONV_PASSES(f64, double)

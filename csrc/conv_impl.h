@@ -192,6 +192,14 @@ void FN(add_bias)(T *y, const T *bias, int64_t rows, int64_t channels, int64_t l
             y[r * ld + c] += bias[c];
 }
 
+/* The descriptor's epilogue on rows of y just computed, after their bias
+ * (the activation loops' builds, so as fast as and equal to the separate op). */
+void FN(apply_epilogue)(const pycnn_conv2d_desc *d, T *y, int64_t rows, int64_t channels, int64_t ld)
+{
+    if (d->epilogue.mode != PYCNN_EPILOGUE_NONE)
+        activation_epilogue_for(d->dtype)(&d->epilogue, y, rows, channels, ld);
+}
+
 /* sum[c] += dy[r, c] over the rows (rows ld elements apart).  With few
  * channels, groups of rows are added as one flat vector first (a loop long
  * enough to vectorize; LeNet's 6 channels would not), then folded by channel:
@@ -387,6 +395,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
             conv_chunk_rows(p, item / blocks, &m0, &rows);
             if (p->thin) {
                 FN(thin_forward_chunk)(d, p, x, w, bias, y, m0, rows, slot);
+                FN(apply_epilogue)(d, y + m0 * d->c_out, rows, d->c_out, d->c_out);
                 continue;
             }
             T *y_chunk = y + m0 * d->c_out;
@@ -397,6 +406,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 FN(gemm)(&args, x + m0 * d->c_in, w + j0, y_chunk + j0, pack);
                 if (bias != NULL)
                     FN(add_bias)(y_chunk + j0, bias + j0, rows, width, d->c_out);
+                FN(apply_epilogue)(d, y_chunk + j0, rows, width, d->c_out);
                 continue;
             }
             for (int64_t g = 0; g < d->groups; g++) {
@@ -434,6 +444,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
             }
             if (bias != NULL && !p->narrow)
                 FN(add_bias)(y_chunk, bias, rows, d->c_out, d->c_out);
+            FN(apply_epilogue)(d, y_chunk, rows, d->c_out, d->c_out);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;

@@ -232,6 +232,7 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
                 if (a->rows == 0) {   /* every tap in the padding: bias only */
                     for (int64_t f = 0; f < a->valid; f++)
                         row[f] = a->bias[f % (g->patterns * LC_LANES)];
+                    LCT(apply_epilogue)(d, row, 1, a->valid, a->valid);
                     continue;
                 }
             } else {
@@ -239,6 +240,8 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
                 a->acc = acc_all + i_lo * taps_per_row * g->patterns * LC_LANES;
             }
             fn(a);
+            if (forward)   /* the activation while the output row is in L1 */
+                LCT(apply_epilogue)(d, row, 1, a->valid, a->valid);
         }
         m = (n * per_image) + oy1 * d->ow;
     }

@@ -64,6 +64,25 @@ typedef int (*pycnn_interrupt_poll)(void);
 void pycnn_set_interrupt_poll(pycnn_interrupt_poll poll);
 
 /* ---- Convolution (also dense layers: n rows, 1x1 kernel, h = w = 1) ---- */
+
+/* An activation the convolution forward applies to each output value right
+ * after its bias, while the chunk is still in cache (no extra pass over y).
+ * The operations are those of pycnn_activation_forward with the same
+ * parameters (relu, leaky_relu, clamp), so the results are bitwise equal to
+ * the convolution followed by that op.  A zero-initialized epilogue is none. */
+typedef enum {
+    PYCNN_EPILOGUE_NONE = 0,
+    PYCNN_EPILOGUE_RELU = 1,
+    PYCNN_EPILOGUE_LEAKY_RELU = 2,
+    PYCNN_EPILOGUE_CLAMP = 3,
+} pycnn_epilogue_mode;
+
+typedef struct {
+    pycnn_epilogue_mode mode;
+    double negative_slope;           /* leaky_relu                                  */
+    double clamp_lo, clamp_hi;       /* clamp: clamp_lo <= clamp_hi, neither NaN    */
+} pycnn_epilogue;
+
 typedef struct {
     pycnn_dtype dtype;
     int64_t n, h, w, c_in;           /* input  x [n, h, w, c_in]                */
@@ -71,11 +90,12 @@ typedef struct {
     int64_t stride_h, stride_w, dilation_h, dilation_w;
     int64_t pad_top, pad_bottom, pad_left, pad_right;
     int64_t oh, ow;                  /* output y [n, oh, ow, c_out]; filled by check */
+    pycnn_epilogue epilogue;         /* forward only; the backward passes ignore it */
 } pycnn_conv2d_desc;
 
 pycnn_status pycnn_conv2d_check(pycnn_conv2d_desc *d);
 pycnn_status pycnn_conv2d_workspace_size(const pycnn_conv2d_desc *d, size_t *bytes);
-/* y = x (*) w + bias; bias [c_out] may be NULL. */
+/* y = epilogue(x (*) w + bias); bias [c_out] may be NULL. */
 pycnn_status pycnn_conv2d_forward(const pycnn_conv2d_desc *d,
                                   const void *x, const void *w, const void *bias,
                                   void *y, void *workspace, size_t workspace_size);
@@ -146,6 +166,7 @@ typedef enum {
     PYCNN_ACTIVATION_LEAKY_RELU = 1,
     PYCNN_ACTIVATION_SIGMOID = 2,
     PYCNN_ACTIVATION_TANH = 3,
+    PYCNN_ACTIVATION_CLAMP = 4,
 } pycnn_activation_mode;
 
 typedef struct {
@@ -153,12 +174,19 @@ typedef struct {
     pycnn_activation_mode mode;
     int64_t count;                   /* elements of x, y, dy and dx (>= 0)         */
     double negative_slope;           /* leaky_relu's slope for x <= 0, as dtype     */
+    double clamp_lo, clamp_hi;       /* clamp's bounds, as dtype: lo <= hi, not NaN */
 } pycnn_activation_desc;
 
 /* relu:       y = max(x, 0), NaN stays NaN and -0 becomes +0;  dx = x > 0 ? dy : 0.
  * leaky_relu: y = x > 0 ? x : slope * x;                       dx = x > 0 ? dy : slope * dy.
  * sigmoid:    y = 1 / (1 + exp(-x)), no overflow for any x;   dx = dy * y * (1 - y).
  * tanh:       y = tanh(x);                                    dx = dy * (1 - y * y).
+ * clamp:      y = x <= lo ? lo : x >= hi ? hi : x (PyTorch's hardtanh; -0 at lo = 0
+ *             becomes +0 like relu, NaN stays NaN);           dx = lo < x < hi ? dy : 0
+ *             (0 at NaN, as relu's; PyTorch passes dy there).
+ * relu, leaky_relu with slope >= 0 and clamp give the same dx when passed their
+ * output y in place of x (y > 0 iff x > 0; lo < y < hi iff lo < x < hi), so a
+ * layer may keep y only.
  *   (float32 within 2 ulp of the exact value, float64 through libm; the
  *   backward passes recompute y from x; NaN stays NaN.)
  * Outputs must not overlap the inputs. */

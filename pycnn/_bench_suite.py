@@ -402,7 +402,10 @@ def make_weights(spec, seed=0):
 class OpsNet:
     """A sequential CNN written with pycnn.ops calls only (conv layers are
     conv + ReLU, pooling is 2x2 max): forward, backward and an in-place SGD
-    momentum update, the work a framework built on the ops does per step."""
+    momentum update, the work a framework built on the ops does per step.
+    The ReLU runs inside the conv/dense forward (activation="relu") and its
+    derivative comes from the output, as pycnn's layers do: no pre-activation
+    is kept."""
 
     def __init__(self, spec, weights, lr=0.01, momentum=0.9):
         self.spec, self.weights = spec, weights
@@ -415,9 +418,9 @@ class OpsNet:
             kind = layer[0]
             if kind == "conv":
                 w, b = self.weights[wi]
-                pre = ops.conv2d(x, w, b, padding=layer[4])
-                tape.append((kind, x, pre, wi))
-                x, wi = ops.relu(pre), wi + 1
+                out = ops.conv2d(x, w, b, padding=layer[4], activation="relu")
+                tape.append((kind, x, out, wi))
+                x, wi = out, wi + 1
             elif kind == "pool":
                 tape.append((kind, x))
                 x = ops.max_pool2d(x, 2)
@@ -426,9 +429,9 @@ class OpsNet:
                 x = x.reshape(x.shape[0], -1)
             else:
                 w, b = self.weights[wi]
-                pre = ops.dense(x, w, b)
-                tape.append((kind, x, pre, wi))
-                x, wi = (ops.relu(pre) if layer[3] else pre), wi + 1
+                out = ops.dense(x, w, b, activation="relu" if layer[3] else None)
+                tape.append((kind, x, out, wi))
+                x, wi = out, wi + 1
         return (x, tape) if keep else x
 
     def train_step(self, x, labels):
@@ -442,18 +445,18 @@ class OpsNet:
             elif kind == "flatten":
                 g = g.reshape(record[1])
             else:
-                _, inp, pre, wi = record
+                _, inp, out, wi = record
                 w, b = self.weights[wi]
                 # The first layer's input gradient is never used (the images are
                 # not trained), so it is skipped, as pycnn's models and PyTorch's
                 # autograd both do.
                 first = wi == 0
                 if kind == "conv":
-                    g = ops.relu_backward(g, pre)
+                    g = ops.relu_backward(g, out)   # relu's derivative from its output
                     g, dw, db = ops.conv2d_backward(g, inp, w, b, padding=layer[4], compute_dx=not first)
                 else:
                     if layer[3]:
-                        g = ops.relu_backward(g, pre)
+                        g = ops.relu_backward(g, out)
                     g, dw, db = ops.dense_backward(g, inp, w, b, compute_dx=not first)
                 grads[wi] = (dw, db)
         for (w, b), (vw, vb), (dw, db) in zip(self.weights, self.velocity, grads):

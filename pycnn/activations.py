@@ -3,7 +3,11 @@
 ``get(identifier)`` returns the function for a name ('relu', 'softmax', ...), None/'linear'
 giving ``linear``. Layers that apply an activation call ``backward(fn, dy, x, y)`` with the
 pre-activation ``x`` and output ``y`` of the forward pass to get d(loss)/dx.
-relu, leaky_relu, sigmoid, tanh and softmax run in the C engine (``pycnn.ops``).
+relu, leaky_relu, relu6, sigmoid, tanh and softmax run in the C engine (``pycnn.ops``).
+
+relu, leaky_relu and relu6 can also run inside the convolution/dense forward (``fused(fn)``
+gives the ops arguments); their derivative then comes from the output alone
+(``backward_from_output``), so those layers keep y and not the pre-activation.
 """
 import math
 
@@ -26,6 +30,10 @@ def relu(x):
 
 def leaky_relu(x, negative_slope=0.2):
     return ops.leaky_relu(x, negative_slope=negative_slope)
+
+
+def relu6(x):
+    return ops.clamp(x, 0.0, 6.0)
 
 
 def sigmoid(x):
@@ -104,6 +112,7 @@ _BACKWARD = {
     tanh: lambda dy, x, y: ops.tanh_backward(dy, x),
     softmax: lambda dy, x, y: ops.softmax_backward(dy, x, axis=-1),
     leaky_relu: lambda dy, x, y: ops.leaky_relu_backward(dy, x, negative_slope=0.2),
+    relu6: lambda dy, x, y: ops.clamp_backward(dy, x, 0.0, 6.0),
     elu: lambda dy, x, y: (dy * _elu_derivative(x, 1.0)).astype(x.dtype, copy=False),
     selu: lambda dy, x, y: (dy * _SELU_SCALE * _elu_derivative(x, _SELU_ALPHA)).astype(x.dtype, copy=False),
     softplus: _softplus_backward,
@@ -112,10 +121,41 @@ _BACKWARD = {
 }
 
 _BY_NAME = {
-    "linear": linear, "relu": relu, "leaky_relu": leaky_relu, "sigmoid": sigmoid, "tanh": tanh,
+    "linear": linear, "relu": relu, "leaky_relu": leaky_relu, "relu6": relu6, "sigmoid": sigmoid, "tanh": tanh,
     "softmax": softmax, "elu": elu, "selu": selu, "softplus": softplus, "silu": silu, "swish": silu,
     "gelu": gelu,
 }
+
+
+# Activations the conv/dense ops apply in their forward pass (their activation= arguments, same
+# bytes as the function above), and the derivative from the output y: the same bytes as from the
+# pre-activation, because y > 0 iff x > 0 (leaky slope >= 0) and 0 < y < 6 iff 0 < x < 6.
+_FUSED = {
+    relu: {"activation": "relu"},
+    leaky_relu: {"activation": "leaky_relu", "negative_slope": 0.2},
+    relu6: {"activation": "relu6"},
+}
+
+_BACKWARD_FROM_OUTPUT = {
+    linear: lambda dy, y: dy,
+    relu: lambda dy, y: ops.relu_backward(dy, y),
+    leaky_relu: lambda dy, y: ops.leaky_relu_backward(dy, y, negative_slope=0.2),
+    relu6: lambda dy, y: ops.clamp_backward(dy, y, 0.0, 6.0),
+}
+
+
+def fused(fn):
+    """The ops keyword arguments (activation=...) that apply fn inside conv/dense, or None."""
+    return _FUSED.get(fn)
+
+
+def backward_from_output(fn, dy, y):
+    """d(loss)/dx for ``y = fn(x)`` from y alone (fn linear or one that ``fused`` accepts)."""
+    derivative = _BACKWARD_FROM_OUTPUT.get(fn)
+    if derivative is None:
+        raise TypeError(f"activations.backward_from_output: activation must be linear, relu, leaky_relu or "
+                        f"relu6; got {getattr(fn, '__name__', fn)!r}")
+    return derivative(dy, y)
 
 
 def get(identifier):

@@ -31,6 +31,7 @@ __all__ = [
     "global_max_pool1d", "global_max_pool1d_backward", "global_max_pool2d", "global_max_pool2d_backward",
     "dense", "dense_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "clamp", "clamp_backward",
     "tanh", "tanh_backward", "softmax", "softmax_backward", "batch_norm", "batch_norm_backward",
     "softmax_cross_entropy", "mse", "im2col", "col2im",
     "set_num_threads", "get_num_threads", "set_memory_limit", "get_memory_limit",
@@ -271,13 +272,65 @@ def _conv_workspace(op, x2, kernel2, dtype, engine_geometry):
     return _engine.conv2d_workspace_size(x2.shape, kernel2.shape, dtype == np.float64, engine_geometry)
 
 
-def _conv_forward(op, rank, x, kernel, bias, dtype, geometry):
+# ------------------------------------------- fused activation (conv/dense forward)
+
+_EPILOGUE_NONE = (0, 0.0, 0.0, 0.0)   # pycnn_epilogue: (mode, negative_slope, clamp_lo, clamp_hi)
+_EPILOGUE_RELU, _EPILOGUE_LEAKY_RELU, _EPILOGUE_CLAMP = 1, 2, 3
+_FUSED_ACTIVATIONS = ("clamp", "leaky_relu", "relu", "relu6")
+
+
+def _real(op, name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number; got {value!r}")
+    return float(value)
+
+
+def _clamp_bounds(op, min_value, max_value):
+    lo, hi = _real(op, "min_value", min_value), _real(op, "max_value", max_value)
+    if lo != lo or hi != hi or lo > hi:
+        raise ValueError(f"{op}: min_value and max_value must be numbers with min_value <= max_value; "
+                         f"got min_value={min_value!r}, max_value={max_value!r}")
+    return lo, hi
+
+
+def _epilogue(op, activation, negative_slope, min_value, max_value):
+    """The engine's epilogue tuple for the activation fused into a conv/dense forward.
+
+    activation: None, "relu", "leaky_relu" (negative_slope, default 0.2), "relu6" (clamp to [0, 6])
+    or "clamp" (min_value and max_value, PyTorch's hardtanh); each parameter only with its activation."""
+    if activation is not None and not isinstance(activation, str):
+        raise TypeError(f"{op}: activation must be None or one of {list(_FUSED_ACTIVATIONS)}; "
+                        f"got {type(activation).__name__} {activation!r}")
+    if activation is not None and activation not in _FUSED_ACTIVATIONS:
+        raise ValueError(f"{op}: activation must be None or one of {list(_FUSED_ACTIVATIONS)}; got {activation!r}")
+    if negative_slope is not None and activation != "leaky_relu":
+        raise ValueError(f"{op}: negative_slope must be None unless activation is 'leaky_relu'; "
+                         f"got negative_slope={negative_slope!r} with activation={activation!r}")
+    if (min_value is not None or max_value is not None) and activation != "clamp":
+        raise ValueError(f"{op}: min_value and max_value must be None unless activation is 'clamp'; "
+                         f"got min_value={min_value!r}, max_value={max_value!r} with activation={activation!r}")
+    if activation is None:
+        return _EPILOGUE_NONE
+    if activation == "relu":
+        return (_EPILOGUE_RELU, 0.0, 0.0, 0.0)
+    if activation == "leaky_relu":
+        slope = 0.2 if negative_slope is None else _negative_slope(op, negative_slope)
+        return (_EPILOGUE_LEAKY_RELU, slope, 0.0, 0.0)
+    if activation == "relu6":
+        return (_EPILOGUE_CLAMP, 0.0, 0.0, 6.0)
+    if min_value is None or max_value is None:
+        raise ValueError(f"{op}: activation 'clamp' needs min_value and max_value; "
+                         f"got min_value={min_value!r}, max_value={max_value!r}")
+    return (_EPILOGUE_CLAMP, 0.0) + _clamp_bounds(op, min_value, max_value)
+
+
+def _conv_forward(op, rank, x, kernel, bias, dtype, geometry, epilogue=_EPILOGUE_NONE):
     x2, k2 = _as_2d(x, rank), _kernel_2d(kernel, rank)
     eg = _engine_geometry(rank, geometry.strides, geometry.dilations, geometry.pads, geometry.groups)
     ws_bytes = _conv_workspace(op, x2, k2, dtype, eg)
     out_shape = (x.shape[0],) + geometry.out_sizes + (kernel.shape[-1],)
     y = _empty(op, "output", out_shape, dtype, extra_bytes=ws_bytes)
-    _engine.conv2d_forward(x2, k2, bias, _as_2d(y, rank), _workspace(op, ws_bytes), eg)
+    _engine.conv2d_forward(x2, k2, bias, _as_2d(y, rank), _workspace(op, ws_bytes), eg, epilogue)
     return y
 
 
@@ -304,12 +357,12 @@ def _hwio_to_oihw(kernel):
 
 
 def _conv(op, rank, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, dy=None,
-          compute_dx=True):
+          compute_dx=True, epilogue=_EPILOGUE_NONE):
     data_format, dtype, x, kernel, bias, dy, geometry = _prepare_conv(
         op, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, rank,
         _oihw_to_hwio, allow_causal=(rank == 1), dy=dy)
     if dy is None:
-        y = _conv_forward(op, rank, x, kernel, bias, dtype, geometry)
+        y = _conv_forward(op, rank, x, kernel, bias, dtype, geometry, epilogue)
         return _to_first(y, rank) if data_format == "channels_first" else y
     dx, dkernel, dbias = _conv_backward(op, rank, x, kernel, bias, dy, dtype, geometry, compute_dx)
     if data_format == "channels_first":
@@ -319,12 +372,14 @@ def _conv(op, rank, x, kernel, bias, strides, padding, dilation_rate, groups, da
 
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-           data_format="channels_last"):
+           data_format="channels_last", *, activation=None, negative_slope=None, min_value=None, max_value=None):
     """1-D cross-correlation: x (N, L, C_in), kernel (k, C_in / groups, C_out) -> (N, L_out, C_out).
 
     padding: "valid", "same", "causal" (left-pad so output t sees inputs <= t),
-    an int, or (before, after)."""
-    return _conv("conv1d", 1, x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+    an int, or (before, after).  activation: see conv2d."""
+    epilogue = _epilogue("conv1d", activation, negative_slope, min_value, max_value)
+    return _conv("conv1d", 1, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+                 epilogue=epilogue)
 
 
 def conv1d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
@@ -336,11 +391,20 @@ def conv1d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilati
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-           data_format="channels_last"):
+           data_format="channels_last", *, activation=None, negative_slope=None, min_value=None, max_value=None):
     """2-D cross-correlation (what CNN layers compute):
     x (N, H, W, C_in), kernel (kh, kw, C_in / groups, C_out) -> (N, OH, OW, C_out),
-    OH = floor((H + pad_top + pad_bottom - dilation * (kh - 1) - 1) / stride) + 1."""
-    return _conv("conv2d", 2, x, kernel, bias, strides, padding, dilation_rate, groups, data_format)
+    OH = floor((H + pad_top + pad_bottom - dilation * (kh - 1) - 1) / stride) + 1.
+
+    activation is applied to each output right after the bias, with no extra pass over memory,
+    bitwise equal to the separate op: None, "relu", "leaky_relu" (negative_slope, default 0.2),
+    "relu6" (clamp to [0, 6]) or "clamp" (min_value, max_value: PyTorch's hardtanh, Keras's
+    relu(max_value=...) when min_value is 0).  The matching backward ops accept the output in
+    place of the pre-activation (relu_backward, leaky_relu_backward with negative_slope >= 0,
+    clamp_backward)."""
+    epilogue = _epilogue("conv2d", activation, negative_slope, min_value, max_value)
+    return _conv("conv2d", 2, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
+                 epilogue=epilogue)
 
 
 def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
@@ -360,7 +424,8 @@ def _depthwise_from_first(kernel):
     return np.moveaxis(kernel, (0, 1), (-1, -2))
 
 
-def _depthwise(op, x, kernel, bias, strides, padding, dilation_rate, data_format, dy=None):
+def _depthwise(op, x, kernel, bias, strides, padding, dilation_rate, data_format, dy=None,
+               epilogue=_EPILOGUE_NONE):
     data_format = check_data_format(op, data_format)
     x_arr = as_float_array(op, "input", x)
     k_arr = as_float_array(op, "kernel", kernel)
@@ -382,7 +447,8 @@ def _depthwise(op, x, kernel, bias, strides, padding, dilation_rate, data_format
             raise ValueError(f"{op}: kernel must have shape (c_in * depth_multiplier, 1, kh, kw) with "
                              f"c_in={c_in}; got {shape_str(k_arr.shape)}")
         grouped = k_arr
-    result = _conv(op, 2, x_arr, grouped, bias, strides, padding, dilation_rate, c_in, data_format, dy=dy)
+    result = _conv(op, 2, x_arr, grouped, bias, strides, padding, dilation_rate, c_in, data_format, dy=dy,
+                   epilogue=epilogue)
     if dy is None:
         return result
     dx, dgrouped, dbias = result
@@ -390,10 +456,14 @@ def _depthwise(op, x, kernel, bias, strides, padding, dilation_rate, data_format
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
-                     data_format="channels_last"):
+                     data_format="channels_last", *, activation=None, negative_slope=None, min_value=None,
+                     max_value=None):
     """Each input channel convolved with its own depth_multiplier filters:
-    kernel (kh, kw, c_in, depth_multiplier); output channel c * depth_multiplier + m."""
-    return _depthwise("depthwise_conv2d", x, kernel, bias, strides, padding, dilation_rate, data_format)
+    kernel (kh, kw, c_in, depth_multiplier); output channel c * depth_multiplier + m.
+    activation: see conv2d."""
+    epilogue = _epilogue("depthwise_conv2d", activation, negative_slope, min_value, max_value)
+    return _depthwise("depthwise_conv2d", x, kernel, bias, strides, padding, dilation_rate, data_format,
+                      epilogue=epilogue)
 
 
 def depthwise_conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
@@ -712,7 +782,7 @@ def global_max_pool2d_backward(dy, x, data_format="channels_last", keepdims=Fals
 
 # ------------------------------------------------------------------- dense
 
-def _dense(op, x, kernel, bias, dy=None, compute_dx=True):
+def _dense(op, x, kernel, bias, dy=None, compute_dx=True, epilogue=_EPILOGUE_NONE):
     x = as_float_array(op, "input", x)
     kernel = as_float_array(op, "kernel", kernel)
     bias = None if bias is None else as_float_array(op, "bias", bias)
@@ -738,7 +808,7 @@ def _dense(op, x, kernel, bias, dy=None, compute_dx=True):
     b = None if bias is None else _contiguous(bias, dtype)
     geometry = _ConvGeometry((1, 1), (1, 1), ((0, 0), (0, 0)), 1, (1, 1))
     if dy is None:
-        return _conv_forward(op, 2, x4, k4, b, dtype, geometry).reshape(lead + (units,))
+        return _conv_forward(op, 2, x4, k4, b, dtype, geometry, epilogue).reshape(lead + (units,))
     if dy.shape != lead + (units,):
         raise ValueError(f"{op}: dy must have shape {shape_str(lead + (units,))}; got {shape_str(dy.shape)}")
     dy4 = _contiguous(dy, dtype).reshape(rows, 1, 1, units)
@@ -746,9 +816,10 @@ def _dense(op, x, kernel, bias, dy=None, compute_dx=True):
     return None if dx is None else dx.reshape(x.shape), dkernel.reshape(kernel.shape), dbias
 
 
-def dense(x, kernel, bias=None):
-    """x (..., in) @ kernel (in, out) + bias (out,)."""
-    return _dense("dense", x, kernel, bias)
+def dense(x, kernel, bias=None, *, activation=None, negative_slope=None, min_value=None, max_value=None):
+    """x (..., in) @ kernel (in, out) + bias (out,); activation: see conv2d."""
+    return _dense("dense", x, kernel, bias, epilogue=_epilogue("dense", activation, negative_slope, min_value,
+                                                                max_value))
 
 
 def dense_backward(dy, x, kernel, bias=None, *, compute_dx=True):
@@ -769,7 +840,7 @@ def _elementwise_pair(op, dy, x):
     return dy, x
 
 
-_RELU, _LEAKY_RELU, _SIGMOID, _TANH = 0, 1, 2, 3   # pycnn_activation_mode
+_RELU, _LEAKY_RELU, _SIGMOID, _TANH, _CLAMP = 0, 1, 2, 3, 4   # pycnn_activation_mode
 
 
 def _negative_slope(op, negative_slope):
@@ -778,19 +849,21 @@ def _negative_slope(op, negative_slope):
     return float(negative_slope)
 
 
-def _activation(op, mode, x, negative_slope, dy=None):
+def _activation(op, mode, x, negative_slope, dy=None, params=None):
     """The engine's element-wise pass over x (forward) or over (x, dy) (backward).
 
     Kept lean (a relu on a cached activation takes ~60 us): the binding copies
-    non-contiguous or unaligned arrays itself, so only the byte order is fixed here."""
+    non-contiguous or unaligned arrays itself, so only the byte order is fixed here.
+    params: the engine's full (mode, negative_slope, clamp_lo, clamp_hi) when clamping."""
     x = x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
     _reserve(op, "output" if dy is None else "dx", x.nbytes)
     out = np.empty(x.shape, x.dtype)
+    params = (mode, negative_slope) if params is None else params
     if dy is None:
-        _engine.activation_forward(x, out, (mode, negative_slope))
+        _engine.activation_forward(x, out, params)
     else:
         dy = dy if dy.dtype.isnative else dy.astype(x.dtype)
-        _engine.activation_backward(x, dy, out, (mode, negative_slope))
+        _engine.activation_backward(x, dy, out, params)
     return out
 
 
@@ -800,7 +873,7 @@ def relu(x):
 
 
 def relu_backward(dy, x):
-    """dy where x > 0, else 0."""
+    """dy where x > 0, else 0.  x may be the forward's output relu(x): same result."""
     dy, x = _elementwise_pair("relu_backward", dy, x)
     return _activation("relu_backward", _RELU, x, 0.0, dy)
 
@@ -812,10 +885,26 @@ def leaky_relu(x, negative_slope=0.2):
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.2):
-    """dy where x > 0, else negative_slope * dy."""
+    """dy where x > 0, else negative_slope * dy.  With negative_slope >= 0, x may be the
+    forward's output leaky_relu(x): same result."""
     slope = _negative_slope("leaky_relu_backward", negative_slope)
     dy, x = _elementwise_pair("leaky_relu_backward", dy, x)
     return _activation("leaky_relu_backward", _LEAKY_RELU, x, slope, dy)
+
+
+def clamp(x, min_value, max_value):
+    """min_value where x <= min_value, max_value where x >= max_value, else x (PyTorch's
+    hardtanh; relu6 is clamp(x, 0, 6)).  -0 at min_value 0 gives +0 like relu; NaN stays NaN.
+    The bounds are rounded to x's dtype."""
+    lo, hi = _clamp_bounds("clamp", min_value, max_value)
+    return _activation("clamp", _CLAMP, as_float_array("clamp", "input", x), 0.0, params=(_CLAMP, 0.0, lo, hi))
+
+
+def clamp_backward(dy, x, min_value, max_value):
+    """dy where min_value < x < max_value, else 0.  x may be the forward's output clamp(x): same result."""
+    lo, hi = _clamp_bounds("clamp_backward", min_value, max_value)
+    dy, x = _elementwise_pair("clamp_backward", dy, x)
+    return _activation("clamp_backward", _CLAMP, x, 0.0, dy, params=(_CLAMP, 0.0, lo, hi))
 
 
 def sigmoid(x):

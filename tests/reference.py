@@ -479,6 +479,17 @@ def leaky_relu_backward(dy, x, negative_slope=0.2):
     return _f64(dy) * np.where(_f64(x) > 0, 1.0, negative_slope)
 
 
+def clamp(x, min_value, max_value):
+    """PyTorch's hardtanh (relu6 is clamp(x, 0, 6)); NaN propagates through np.maximum/np.minimum."""
+    return np.minimum(np.maximum(_f64(x), min_value), max_value)
+
+
+def clamp_backward(dy, x, min_value, max_value):
+    """dy strictly inside (min_value, max_value), 0 at and beyond the bounds (PyTorch's hardtanh_backward)."""
+    x = _f64(x)
+    return np.where((x > min_value) & (x < max_value), _f64(dy), 0.0)
+
+
 def sigmoid(x):
     x = _f64(x)
     # Two branches so neither exp overflows.

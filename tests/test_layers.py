@@ -417,7 +417,7 @@ def test_trainable_flag_and_unknown_kwargs():
     (lambda: L.Conv2D(4, 3, padding="causal"), r"padding must be one of"),
     (lambda: L.Conv2D(6, 3, groups=4), r"filters must be evenly divisible by groups"),
     (lambda: L.Conv2D(4, 3, data_format="NHWC"), r"data_format must be 'channels_last' or 'channels_first'"),
-    (lambda: L.Conv2D(4, 3, activation="relu6"), r"activation must be one of"),
+    (lambda: L.Conv2D(4, 3, activation="relu7"), r"activation must be one of"),
     (lambda: L.Conv2D(4, 3, kernel_initializer="he"), r"initializer must be one of"),
     (lambda: L.Conv2D(4, 3, kernel_regularizer="l3"), r"regularizer must be one of"),
     (lambda: L.Conv2D(4, 3, kernel_constraint="non_neg"), r"kernel_constraint must be None"),

@@ -1,11 +1,12 @@
 /* Binding of the element-wise activations (csrc/activation.c). */
 #include "binding.h"
 
-/* "O&" converter for (mode, negative_slope). */
+/* "O&" converter for (mode, negative_slope[, clamp_lo, clamp_hi]). */
 static int activation_params(PyObject *obj, pycnn_activation_desc *d)
 {
     int mode;
-    if (!PyArg_ParseTuple(obj, "id;activation parameters must be (mode, negative_slope)", &mode, &d->negative_slope))
+    if (!PyArg_ParseTuple(obj, "id|dd;activation parameters must be (mode, negative_slope[, clamp_lo, clamp_hi])",
+                          &mode, &d->negative_slope, &d->clamp_lo, &d->clamp_hi))
         return 0;
     d->mode = (pycnn_activation_mode)mode;
     return 1;

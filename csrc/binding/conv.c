@@ -54,14 +54,25 @@ static PyObject *conv2d_workspace_size(PyObject *self, PyObject *args)
     return PyLong_FromSize_t(bytes);
 }
 
+/* "O&" converter for the forward epilogue (mode, negative_slope, clamp_lo, clamp_hi). */
+static int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d)
+{
+    int mode;
+    if (!PyArg_ParseTuple(obj, "iddd;conv epilogue must be (mode, negative_slope, clamp_lo, clamp_hi)", &mode,
+                          &d->epilogue.negative_slope, &d->epilogue.clamp_lo, &d->epilogue.clamp_hi))
+        return 0;
+    d->epilogue.mode = (pycnn_epilogue_mode)mode;
+    return 1;
+}
+
 static PyObject *conv2d_forward(PyObject *self, PyObject *args)
 {
     PyArrayObject *x = NULL, *w = NULL, *bias = NULL, *y = NULL, *ws = NULL;
     PyObject *result = NULL;
     pycnn_conv2d_desc d = {0};
-    if (!PyArg_ParseTuple(args, "O&O&O&O&O&O&", as_input_array, &x, as_input_array, &w,
+    if (!PyArg_ParseTuple(args, "O&O&O&O&O&O&|O&", as_input_array, &x, as_input_array, &w,
                           as_optional_input_array, &bias, as_output_array, &y, as_workspace, &ws,
-                          conv_geometry, &d))
+                          conv_geometry, &d, conv_epilogue, &d))
         goto done;
     if (conv_desc(&d, x, w, "conv2d") < 0 || optional_bias(bias, &d, "conv2d") < 0)
         goto done;

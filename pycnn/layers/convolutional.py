@@ -95,11 +95,19 @@ class BaseConv(Layer):
     def _bias_value(self):
         return None if self.bias is None else self.bias.value
 
+    # Whether _forward takes the ops' activation arguments (the conv applies the activation).
+    _fuses_activation = True
+
     def call(self, inputs, training=False):
         x = U.to_channels_last(inputs, self.data_format)
-        z = self._forward(x)
-        y = self.activation(z)
-        self._cache = (x, z, y)
+        fused = activations.fused(self.activation) if self._fuses_activation else None
+        if fused is None:
+            z = self._forward(x)
+            y = self.activation(z)
+            self._cache = (x, z, y)
+        else:   # no pre-activation kept: backward works from y
+            y = self._forward(x, **fused)
+            self._cache = (x, None, y)
         self._last_inputs = inputs
         return U.to_channels_first(y, self.data_format)
 
@@ -115,7 +123,10 @@ class BaseConv(Layer):
         self._require_call()
         x, z, y = self._cache
         dy = U.to_channels_last(self._cast(grad), self.data_format)
-        dz = activations.backward(self.activation, dy, z, y)
+        if z is None:
+            dz = activations.backward_from_output(self.activation, dy, y)
+        else:
+            dz = activations.backward(self.activation, dy, z, y)
         dx = self._backward(dz, x, need_input_grad)
         return None if dx is None else U.to_channels_first(dx, self.data_format)
 
@@ -177,9 +188,10 @@ class Conv(BaseConv):
     def _ops(self):
         return (ops.conv1d, ops.conv1d_backward) if self.rank == 1 else (ops.conv2d, ops.conv2d_backward)
 
-    def _forward(self, x):
+    def _forward(self, x, **activation):
         forward, _ = self._ops()
-        return forward(x, self.kernel.value, self._bias_value(), groups=self.groups, **self._conv_args())
+        return forward(x, self.kernel.value, self._bias_value(), groups=self.groups, **self._conv_args(),
+                       **activation)
 
     def _backward(self, dz, x, need_input_grad=True):
         _, backward = self._ops()
@@ -252,8 +264,9 @@ class DepthwiseConv2D(BaseConv):
                                                 self.depthwise_initializer, regularizer=self.depthwise_regularizer)
         self._add_bias(c_in * self.depth_multiplier)
 
-    def _forward(self, x):
-        return ops.depthwise_conv2d(x, self.depthwise_kernel.value, self._bias_value(), **self._conv_args())
+    def _forward(self, x, **activation):
+        return ops.depthwise_conv2d(x, self.depthwise_kernel.value, self._bias_value(), **self._conv_args(),
+                                    **activation)
 
     def _backward(self, dz, x, need_input_grad=True):   # computes dx regardless
         dx, dkernel, dbias = ops.depthwise_conv2d_backward(dz, x, self.depthwise_kernel.value, self._bias_value(),
@@ -309,9 +322,9 @@ class SeparableConv2D(BaseConv):
                                                 self.pointwise_initializer, regularizer=self.pointwise_regularizer)
         self._add_bias(self.filters)
 
-    def _forward(self, x):
+    def _forward(self, x, **activation):
         self._depthwise_out = ops.depthwise_conv2d(x, self.depthwise_kernel.value, None, **self._conv_args())
-        return ops.conv2d(self._depthwise_out, self.pointwise_kernel.value, self._bias_value())
+        return ops.conv2d(self._depthwise_out, self.pointwise_kernel.value, self._bias_value(), **activation)
 
     def _backward(self, dz, x, need_input_grad=True):   # computes dx regardless
         dt, dpointwise, dbias = ops.conv2d_backward(dz, self._depthwise_out, self.pointwise_kernel.value,
@@ -360,6 +373,9 @@ class Conv2DTranspose(BaseConv):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.kernel = None
+
+    # The transposed convolution adds its bias after a backward-data pass: no fused activation.
+    _fuses_activation = False
 
     def _output_length(self, i, n):
         op = None if self.output_padding is None else self.output_padding[i]

@@ -53,9 +53,14 @@ class Dense(Layer):
 
     def call(self, inputs, training=False):
         bias = None if self.bias is None else self.bias.value
-        z = ops.dense(inputs, self.kernel.value, bias)
-        y = self.activation(z)
-        self._cache = (inputs, z, y)
+        fused = activations.fused(self.activation)
+        if fused is None:
+            z = ops.dense(inputs, self.kernel.value, bias)
+            y = self.activation(z)
+            self._cache = (inputs, z, y)
+        else:   # no pre-activation kept: backward works from y
+            y = ops.dense(inputs, self.kernel.value, bias, **fused)
+            self._cache = (inputs, None, y)
         self._last_inputs = inputs
         return y
 
@@ -70,7 +75,10 @@ class Dense(Layer):
     def _backward_from_output(self, grad, need_input_grad):
         self._require_call()
         x, z, y = self._cache
-        dz = activations.backward(self.activation, self._cast(grad), z, y)
+        if z is None:
+            dz = activations.backward_from_output(self.activation, self._cast(grad), y)
+        else:
+            dz = activations.backward(self.activation, self._cast(grad), z, y)
         bias = None if self.bias is None else self.bias.value
         dx, dkernel, dbias = ops.dense_backward(dz, x, self.kernel.value, bias, compute_dx=need_input_grad)
         self._set_grad(self.kernel, dkernel)
