@@ -46,5 +46,6 @@ extern PyMethodDef pycnn_bench_methods[];
 extern PyMethodDef pycnn_augment_methods[];
 extern PyMethodDef pycnn_activation_methods[];
 extern PyMethodDef pycnn_batch_norm_methods[];
+extern PyMethodDef pycnn_winograd_methods[];
 
 #endif

@@ -1,0 +1,249 @@
+/*
+ * Winograd convolution forward, written once for float and double (included
+ * by conv_winograd.c with T and FN(name) defined; the matrices are documented
+ * there).  Per call: U = G g G^T for every (c_in, c_out) pair; then blocks of
+ * tiles, each independent of the others (so any thread may run any block and
+ * the result is the same): V = B^T d B for the block's tiles, one GEMM per
+ * point a of the alpha x alpha grid, M[a] = V[a] * U[a], and Y = A^T M A plus
+ * the bias into y, clipped at the bottom and right edges.
+ *
+ * The transforms work on runs of channels (NHWC keeps a pixel's channels
+ * together), so every formula below is a loop over channels that vectorizes.
+ */
+
+/* A pixel outside the image reads these zeros instead of x. */
+static const T FN(wino_zeros)[WINO_CHANNEL_CHUNK];
+
+/* out_i = (B^T in)_i over `count` channels, F(2x2, 3x3). */
+static inline void FN(input_1d_2)(const T *restrict d0, const T *restrict d1, const T *restrict d2,
+                                  const T *restrict d3, T *restrict o0, T *restrict o1, T *restrict o2,
+                                  T *restrict o3, int64_t count)
+{
+    for (int64_t c = 0; c < count; c++) {
+        o0[c] = d0[c] - d2[c];
+        o1[c] = d1[c] + d2[c];
+        o2[c] = d2[c] - d1[c];
+        o3[c] = d1[c] - d3[c];
+    }
+}
+
+/* out_i = (B^T in)_i over `count` channels, F(4x4, 3x3); equal sub-sums shared. */
+static inline void FN(input_1d_4)(const T *const *restrict d, T *const *restrict o, int64_t count)
+{
+    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2];
+    const T *restrict d3 = d[3], *restrict d4 = d[4], *restrict d5 = d[5];
+    T *restrict o0 = o[0], *restrict o1 = o[1], *restrict o2 = o[2];
+    T *restrict o3 = o[3], *restrict o4 = o[4], *restrict o5 = o[5];
+    for (int64_t c = 0; c < count; c++) {
+        const T a = d4[c] - d2[c], b = d3[c] - d1[c];
+        const T e = d4[c] + d3[c], f = d1[c] + d2[c];
+        o0[c] = ((T)4 * d0[c] - (T)5 * d2[c]) + d4[c];
+        o1[c] = e - (T)4 * f;
+        o2[c] = (d4[c] - d3[c]) + (T)4 * (d1[c] - d2[c]);
+        o3[c] = a + (T)2 * b;
+        o4[c] = a - (T)2 * b;
+        o5[c] = ((T)4 * d1[c] - (T)5 * d3[c]) + d5[c];
+    }
+}
+
+static inline void FN(input_1d)(int m, const T *const *in, T *const *out, int64_t count)
+{
+    if (m == 2)
+        FN(input_1d_2)(in[0], in[1], in[2], in[3], out[0], out[1], out[2], out[3], count);
+    else
+        FN(input_1d_4)(in, out, count);
+}
+
+/* out_i = (A^T in)_i over `count` channels. */
+static inline void FN(output_1d)(int m, const T *const *in, T *const *out, int64_t count)
+{
+    if (m == 2) {
+        const T *restrict m0 = in[0], *restrict m1 = in[1], *restrict m2 = in[2], *restrict m3 = in[3];
+        T *restrict o0 = out[0], *restrict o1 = out[1];
+        for (int64_t c = 0; c < count; c++) {
+            o0[c] = (m0[c] + m1[c]) + m2[c];
+            o1[c] = (m1[c] - m2[c]) - m3[c];
+        }
+        return;
+    }
+    const T *restrict m0 = in[0], *restrict m1 = in[1], *restrict m2 = in[2];
+    const T *restrict m3 = in[3], *restrict m4 = in[4], *restrict m5 = in[5];
+    T *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+    for (int64_t c = 0; c < count; c++) {
+        const T s12 = m1[c] + m2[c], d12 = m1[c] - m2[c];
+        const T s34 = m3[c] + m4[c], d34 = m3[c] - m4[c];
+        o0[c] = (m0[c] + s12) + s34;
+        o1[c] = d12 + (T)2 * d34;
+        o2[c] = s12 + (T)4 * s34;
+        o3[c] = (d12 + (T)8 * d34) + m5[c];
+    }
+}
+
+/* U[a][ci][co] = (G g G^T)[a] for g = w[:, :, ci, co], computed in double and
+ * rounded once; independent per input channel, so threads split them. */
+static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *w, T *u)
+{
+    const int alpha = p->alpha;
+    const double *g_rows = p->m == 2 ? &wino_g2[0][0] : &wino_g4[0][0];   /* G [alpha][3] */
+    const int64_t c_in = d->c_in, c_out = d->c_out;
+    #pragma omp parallel for schedule(static) num_threads(worker_threads(c_in, p->work / max64(p->tiles, 1)))
+    for (int64_t ci = 0; ci < c_in; ci++) {
+        double left[6][3][WINO_CHANNEL_CHUNK];   /* (G g)[i][l] for a run of output channels */
+        for (int64_t co0 = 0; co0 < c_out; co0 += WINO_CHANNEL_CHUNK) {
+            const int64_t count = min64(WINO_CHANNEL_CHUNK, c_out - co0);
+            for (int i = 0; i < alpha; i++)
+                for (int l = 0; l < 3; l++) {
+                    double *out = left[i][l];
+                    for (int64_t c = 0; c < count; c++)
+                        out[c] = 0;
+                    for (int k = 0; k < 3; k++) {
+                        const double gik = g_rows[i * 3 + k];
+                        const T *tap = w + ((k * 3 + l) * c_in + ci) * c_out + co0;
+                        if (gik != 0)
+                            for (int64_t c = 0; c < count; c++)
+                                out[c] += gik * (double)tap[c];
+                    }
+                }
+            for (int i = 0; i < alpha; i++)
+                for (int j = 0; j < alpha; j++) {
+                    T *dst = u + ((int64_t)(i * alpha + j) * c_in + ci) * c_out + co0;
+                    for (int64_t c = 0; c < count; c++) {
+                        double sum = 0;
+                        for (int l = 0; l < 3; l++)
+                            sum += left[i][l][c] * g_rows[j * 3 + l];
+                        dst[c] = (T)sum;
+                    }
+                }
+        }
+    }
+}
+
+/* Tile index -> image and the top-left output pixel of the tile. */
+static inline void FN(tile_origin)(const wino_plan *p, int64_t tile, int64_t *n, int64_t *oy0, int64_t *ox0)
+{
+    const int64_t per_image = p->tiles_h * p->tiles_w, in_image = tile % per_image;
+    *n = tile / per_image;
+    *oy0 = in_image / p->tiles_w * p->m;
+    *ox0 = in_image % p->tiles_w * p->m;
+}
+
+/* V[a][t][:] = (B^T d B)[a] for tile t of the block (row t of each V[a], rows block_tiles apart). */
+static void FN(input_tile)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *x, int64_t tile,
+                           int64_t t, T *v)
+{
+    const int alpha = p->alpha, m = p->m;
+    int64_t n, oy0, ox0;
+    FN(tile_origin)(p, tile, &n, &oy0, &ox0);
+    const T *image = x + n * d->h * d->w * d->c_in;
+    T tmp[36 * WINO_CHANNEL_CHUNK];   /* B^T d, [alpha][alpha][chunk] */
+    const T *in[6];
+    T *out[6];
+    for (int64_t c0 = 0; c0 < d->c_in; c0 += WINO_CHANNEL_CHUNK) {
+        const int64_t count = min64(WINO_CHANNEL_CHUNK, d->c_in - c0);
+        for (int j = 0; j < alpha; j++) {   /* columns: tmp[:, j] = B^T d[:, j] */
+            const int64_t ix = ox0 - d->pad_left + j;
+            for (int i = 0; i < alpha; i++) {
+                const int64_t iy = oy0 - d->pad_top + i;
+                const int inside = iy >= 0 && iy < d->h && ix >= 0 && ix < d->w;
+                in[i] = inside ? image + (iy * d->w + ix) * d->c_in + c0 : FN(wino_zeros);
+                out[i] = tmp + (i * alpha + j) * WINO_CHANNEL_CHUNK;
+            }
+            FN(input_1d)(m, in, out, count);
+        }
+        for (int i = 0; i < alpha; i++) {   /* rows: V[i][:] = tmp[i, :] B */
+            for (int j = 0; j < alpha; j++) {
+                in[j] = tmp + (i * alpha + j) * WINO_CHANNEL_CHUNK;
+                out[j] = v + ((int64_t)(i * alpha + j) * p->block_tiles + t) * d->c_in + c0;
+            }
+            FN(input_1d)(m, in, out, count);
+        }
+    }
+}
+
+/* y[tile] columns [co0, co0 + width) = A^T M A + bias, from row t of each M[a]
+ * (rows block_tiles apart, `width` columns each); outputs past oh, ow are dropped. */
+static void FN(output_tile)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *mm, int64_t tile,
+                            int64_t t, int64_t co0, int64_t width, const T *bias, T *y)
+{
+    const int alpha = p->alpha, m = p->m;
+    int64_t n, oy0, ox0;
+    FN(tile_origin)(p, tile, &n, &oy0, &ox0);
+    const int64_t rows = min64(m, d->oh - oy0), cols = min64(m, d->ow - ox0);
+    T tmp[24 * WINO_CHANNEL_CHUNK];   /* A^T M, [m][alpha][chunk] */
+    T dropped[4 * WINO_CHANNEL_CHUNK];
+    const T *in[6];
+    T *out[6];
+    for (int64_t j0 = 0; j0 < width; j0 += WINO_CHANNEL_CHUNK) {
+        const int64_t count = min64(WINO_CHANNEL_CHUNK, width - j0);
+        for (int k = 0; k < alpha; k++) {   /* columns: tmp[:, k] = A^T M[:, k] */
+            for (int a = 0; a < alpha; a++)
+                in[a] = mm + ((int64_t)(a * alpha + k) * p->block_tiles + t) * width + j0;
+            for (int i = 0; i < m; i++)
+                out[i] = tmp + (i * alpha + k) * WINO_CHANNEL_CHUNK;
+            FN(output_1d)(m, in, out, count);
+        }
+        for (int i = 0; i < m; i++) {       /* rows: Y[i, :] = tmp[i, :] A */
+            for (int k = 0; k < alpha; k++)
+                in[k] = tmp + (i * alpha + k) * WINO_CHANNEL_CHUNK;
+            for (int j = 0; j < m; j++)
+                out[j] = i < rows && j < cols
+                    ? y + ((n * d->oh + oy0 + i) * d->ow + ox0 + j) * d->c_out + co0 + j0
+                    : dropped + j * WINO_CHANNEL_CHUNK;
+            FN(output_1d)(m, in, out, count);
+            if (bias != NULL && i < rows)
+                for (int j = 0; j < cols; j++) {
+                    T *dst = out[j];
+                    const T *b = bias + co0 + j0;
+                    for (int64_t c = 0; c < count; c++)
+                        dst[c] += b[c];
+                }
+        }
+    }
+}
+
+/* One work item: the tiles of `block`, output columns [co0, co0 + width). */
+static void FN(run_block)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *x, const T *u,
+                          const T *bias, T *y, int64_t block, int64_t co0, int64_t width, char *slot)
+{
+    T *v = (T *)slot, *mm = (T *)(slot + p->v_bytes);
+    void *pack = slot + p->v_bytes + p->m_bytes;
+    const int64_t first = block * p->block_tiles, count = min64(p->block_tiles, p->tiles - first);
+    for (int64_t t = 0; t < count; t++)
+        FN(input_tile)(d, p, x, first + t, t, v);
+    const int64_t points = (int64_t)p->alpha * p->alpha;
+    for (int64_t a = 0; a < points; a++) {
+        /* M[a] (count x width) = V[a] (count x c_in) * U[a][:, co0 : co0 + width] */
+        const gemm_args args = {0, 0, 0, count, width, d->c_in, d->c_in, d->c_out, width};
+        FN(gemm)(&args, v + a * p->block_tiles * d->c_in, u + a * d->c_in * d->c_out + co0,
+                 mm + a * p->block_tiles * width, pack);
+    }
+    for (int64_t t = 0; t < count; t++)
+        FN(output_tile)(d, p, mm, first + t, t, co0, width, bias, y);
+}
+
+pycnn_status FN(wino_forward)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *x, const T *w,
+                              const T *bias, T *y, char *ws)
+{
+    T *u = (T *)ws;
+    char *slots = ws + p->u_bytes;
+    FN(transform_filters)(d, p, w, u);
+    /* A work item is a block of tiles, or (few blocks) one column block of one. */
+    const int threads = worker_threads(min64(p->blocks * p->col_blocks, p->slots), p->work);
+    const int64_t cols = conv_blocks_for_threads(p->col_blocks, p->blocks, threads);
+    const int64_t items = p->blocks * cols;
+    int stop = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        char *slot = slots + (int64_t)THREAD_ID() * p->slot_bytes;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t item = 0; item < items; item++) {
+            if (stop_requested(&stop))
+                continue;
+            int64_t co0, width;
+            conv_column_block(d->c_out, cols, item % cols, &co0, &width);
+            if (width > 0)
+                FN(run_block)(d, p, x, u, bias, y, item / cols, co0, width, slot);
+        }
+    }
+    return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
+}
