@@ -90,12 +90,19 @@ pycnn_status wino_make_plan(const pycnn_conv2d_desc *d, int tile, wino_plan *p)
     const int64_t points = (int64_t)p->alpha * p->alpha;
     p->tiles_h = ceil_div64(d->oh, tile);
     p->tiles_w = ceil_div64(d->ow, tile);
-    int64_t per_tile;
+    int64_t per_tile, u_column;
     const int64_t tile_dims[] = {d->n, p->tiles_h, p->tiles_w};
-    const int64_t u_dims[] = {points, d->c_in, d->c_out, size};
-    const int64_t per_tile_dims[] = {points, d->c_in + d->c_out, size};   /* c_in + c_out: checked sizes */
-    if (!product_ok(tile_dims, 3, &p->tiles) || !product_ok(u_dims, 4, &p->u_bytes) ||
-        !product_ok(per_tile_dims, 3, &per_tile))
+    const int64_t u_column_dims[] = {points, d->c_in, size};
+    if (!product_ok(tile_dims, 3, &p->tiles) || !product_ok(u_column_dims, 3, &u_column))
+        return PYCNN_ERR_OVERFLOW;
+    /* Output channels per group: all of them when U fits the budget. */
+    int64_t u_all;
+    p->group_cols = d->c_out;
+    if (!mul_ok(u_column, d->c_out, &u_all) || u_all > WINO_U_BUDGET)
+        p->group_cols = min64(d->c_out, max64(WINO_U_BUDGET / u_column / 32 * 32, 32));
+    const int64_t u_dims[] = {points, d->c_in, p->group_cols, size};
+    const int64_t per_tile_dims[] = {points, d->c_in + p->group_cols, size};   /* c_in + c_out: checked sizes */
+    if (!product_ok(u_dims, 4, &p->u_bytes) || !product_ok(per_tile_dims, 3, &per_tile))
         return PYCNN_ERR_OVERFLOW;
     p->u_bytes = align_up64(p->u_bytes);
     /* Tiles per block: V and M within the L2 budget, but enough blocks for
@@ -109,15 +116,15 @@ pycnn_status wino_make_plan(const pycnn_conv2d_desc *d, int tile, wino_plan *p)
     /* Fewer blocks than slots: output columns are split as well (each column
      * is still summed whole, so the split changes no result). */
     p->col_blocks = p->blocks < WINO_SLOTS
-        ? max64(1, min64(ceil_div64(WINO_SLOTS, max64(p->blocks, 1)), d->c_out / CONV_MIN_BLOCK_COLS)) : 1;
+        ? max64(1, min64(ceil_div64(WINO_SLOTS, max64(p->blocks, 1)), p->group_cols / CONV_MIN_BLOCK_COLS)) : 1;
     int64_t v_bytes, m_bytes, slot_bytes;
     const int64_t v_dims[] = {points, p->block_tiles, d->c_in, size};
-    const int64_t m_dims[] = {points, p->block_tiles, d->c_out, size};
+    const int64_t m_dims[] = {points, p->block_tiles, p->group_cols, size};
     if (!product_ok(v_dims, 4, &v_bytes) || !product_ok(m_dims, 4, &m_bytes))
         return PYCNN_ERR_OVERFLOW;
     p->v_bytes = align_up64(v_bytes);
     p->m_bytes = align_up64(m_bytes);
-    p->pack_bytes = align_up64(gemm_pack_bytes(d->dtype, p->block_tiles, d->c_out, d->c_in));
+    p->pack_bytes = align_up64(gemm_pack_bytes(d->dtype, p->block_tiles, p->group_cols, d->c_in));
     if (!add_ok(p->v_bytes, p->m_bytes, &slot_bytes) || !add_ok(slot_bytes, p->pack_bytes, &p->slot_bytes))
         return PYCNN_ERR_OVERFLOW;
     p->slots = min64(WINO_SLOTS, max64(p->blocks * p->col_blocks, 1));

@@ -14,6 +14,11 @@
 #define WINO_TILE_QUANTUM 24
 #define WINO_MIN_BLOCK_TILES 24
 #define WINO_MAX_BLOCK_TILES 240
+/* Most bytes of the transformed filters held at once: wider layers transform
+ * and run their output channels in groups (the input transform is redone per
+ * group, ~1% of the work), so the workspace stays within the scratch memory
+ * pycnn.ops keeps between calls. */
+#define WINO_U_BUDGET (16 << 20)
 /* Channels the transforms handle at a time (a small stack buffer per tile). */
 #define WINO_CHANNEL_CHUNK 64
 
@@ -24,8 +29,9 @@ typedef struct {
     int64_t tiles;               /* n * tiles_h * tiles_w                         */
     int64_t block_tiles;         /* tiles per block (the GEMMs' rows)             */
     int64_t blocks;              /* ceil(tiles / block_tiles)                     */
-    int64_t col_blocks;          /* most c_out column blocks (see conv_column_block) */
-    int64_t u_bytes;             /* transformed filters U[alpha^2][c_in][c_out]   */
+    int64_t group_cols;          /* output channels per group (a multiple of 32, or c_out) */
+    int64_t col_blocks;          /* most column blocks a group is split into (conv_column_block) */
+    int64_t u_bytes;             /* one group's filters U[alpha^2][c_in][group_cols] */
     int64_t v_bytes, m_bytes, pack_bytes, slot_bytes;
     int64_t slots;
     int64_t work;                /* multiply-adds of the GEMMs (saturating)       */

@@ -1,7 +1,8 @@
 /*
  * Winograd convolution forward, written once for float and double (included
  * by conv_winograd.c with T and FN(name) defined; the matrices are documented
- * there).  Per call: U = G g G^T for every (c_in, c_out) pair; then blocks of
+ * there).  Per group of output channels: U = G g G^T for every (c_in, c_out)
+ * pair of the group; then blocks of
  * tiles, each independent of the others (so any thread may run any block and
  * the result is the same): V = B^T d B for the block's tiles, one GEMM per
  * point a of the alpha x alpha grid, M[a] = V[a] * U[a], and Y = A^T M A plus
@@ -79,9 +80,11 @@ static inline void FN(output_1d)(int m, const T *const *in, T *const *out, int64
     }
 }
 
-/* U[a][ci][co] = (G g G^T)[a] for g = w[:, :, ci, co], computed in double and
- * rounded once; independent per input channel, so threads split them. */
-static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *w, T *u)
+/* U[a][ci][j] = (G g G^T)[a] for g = w[:, :, ci, g0 + j], j < width (the output
+ * channels of one group), computed in double and rounded once; independent per
+ * input channel, so threads split them. */
+static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *w,
+                                  int64_t g0, int64_t width, T *u)
 {
     const int alpha = p->alpha;
     const double *g_rows = p->m == 2 ? &wino_g2[0][0] : &wino_g4[0][0];   /* G [alpha][3] */
@@ -89,8 +92,8 @@ static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p
     #pragma omp parallel for schedule(static) num_threads(worker_threads(c_in, p->work / max64(p->tiles, 1)))
     for (int64_t ci = 0; ci < c_in; ci++) {
         double left[6][3][WINO_CHANNEL_CHUNK];   /* (G g)[i][l] for a run of output channels */
-        for (int64_t co0 = 0; co0 < c_out; co0 += WINO_CHANNEL_CHUNK) {
-            const int64_t count = min64(WINO_CHANNEL_CHUNK, c_out - co0);
+        for (int64_t co0 = 0; co0 < width; co0 += WINO_CHANNEL_CHUNK) {
+            const int64_t count = min64(WINO_CHANNEL_CHUNK, width - co0);
             for (int i = 0; i < alpha; i++)
                 for (int l = 0; l < 3; l++) {
                     double *out = left[i][l];
@@ -98,7 +101,7 @@ static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p
                         out[c] = 0;
                     for (int k = 0; k < 3; k++) {
                         const double gik = g_rows[i * 3 + k];
-                        const T *tap = w + ((k * 3 + l) * c_in + ci) * c_out + co0;
+                        const T *tap = w + ((k * 3 + l) * c_in + ci) * c_out + g0 + co0;
                         if (gik != 0)
                             for (int64_t c = 0; c < count; c++)
                                 out[c] += gik * (double)tap[c];
@@ -106,7 +109,7 @@ static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p
                 }
             for (int i = 0; i < alpha; i++)
                 for (int j = 0; j < alpha; j++) {
-                    T *dst = u + ((int64_t)(i * alpha + j) * c_in + ci) * c_out + co0;
+                    T *dst = u + ((int64_t)(i * alpha + j) * c_in + ci) * width + co0;
                     for (int64_t c = 0; c < count; c++) {
                         double sum = 0;
                         for (int l = 0; l < 3; l++)
@@ -201,9 +204,11 @@ static void FN(output_tile)(const pycnn_conv2d_desc *d, const wino_plan *p, cons
     }
 }
 
-/* One work item: the tiles of `block`, output columns [co0, co0 + width). */
+/* One work item: the tiles of `block`, output columns [co0, co0 + width), which
+ * are columns [co0 - g0, ...) of the group's U (group_width columns). */
 static void FN(run_block)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *x, const T *u,
-                          const T *bias, T *y, int64_t block, int64_t co0, int64_t width, char *slot)
+                          int64_t g0, int64_t group_width, const T *bias, T *y, int64_t block,
+                          int64_t co0, int64_t width, char *slot)
 {
     T *v = (T *)slot, *mm = (T *)(slot + p->v_bytes);
     void *pack = slot + p->v_bytes + p->m_bytes;
@@ -212,9 +217,9 @@ static void FN(run_block)(const pycnn_conv2d_desc *d, const wino_plan *p, const 
         FN(input_tile)(d, p, x, first + t, t, v);
     const int64_t points = (int64_t)p->alpha * p->alpha;
     for (int64_t a = 0; a < points; a++) {
-        /* M[a] (count x width) = V[a] (count x c_in) * U[a][:, co0 : co0 + width] */
-        const gemm_args args = {0, 0, 0, count, width, d->c_in, d->c_in, d->c_out, width};
-        FN(gemm)(&args, v + a * p->block_tiles * d->c_in, u + a * d->c_in * d->c_out + co0,
+        /* M[a] (count x width) = V[a] (count x c_in) * U[a][:, co0 - g0 : co0 - g0 + width] */
+        const gemm_args args = {0, 0, 0, count, width, d->c_in, d->c_in, group_width, width};
+        FN(gemm)(&args, v + a * p->block_tiles * d->c_in, u + a * d->c_in * group_width + (co0 - g0),
                  mm + a * p->block_tiles * width, pack);
     }
     for (int64_t t = 0; t < count; t++)
@@ -226,23 +231,26 @@ pycnn_status FN(wino_forward)(const pycnn_conv2d_desc *d, const wino_plan *p, co
 {
     T *u = (T *)ws;
     char *slots = ws + p->u_bytes;
-    FN(transform_filters)(d, p, w, u);
     /* A work item is a block of tiles, or (few blocks) one column block of one. */
     const int threads = worker_threads(min64(p->blocks * p->col_blocks, p->slots), p->work);
     const int64_t cols = conv_blocks_for_threads(p->col_blocks, p->blocks, threads);
     const int64_t items = p->blocks * cols;
     int stop = 0;
-    #pragma omp parallel num_threads(threads)
-    {
-        char *slot = slots + (int64_t)THREAD_ID() * p->slot_bytes;
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t item = 0; item < items; item++) {
-            if (stop_requested(&stop))
-                continue;
-            int64_t co0, width;
-            conv_column_block(d->c_out, cols, item % cols, &co0, &width);
-            if (width > 0)
-                FN(run_block)(d, p, x, u, bias, y, item / cols, co0, width, slot);
+    for (int64_t g0 = 0; g0 < d->c_out && !stop; g0 += p->group_cols) {
+        const int64_t group_width = min64(p->group_cols, d->c_out - g0);
+        FN(transform_filters)(d, p, w, g0, group_width, u);
+        #pragma omp parallel num_threads(threads)
+        {
+            char *slot = slots + (int64_t)THREAD_ID() * p->slot_bytes;
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t item = 0; item < items; item++) {
+                if (stop_requested(&stop))
+                    continue;
+                int64_t j0, width;
+                conv_column_block(group_width, cols, item % cols, &j0, &width);
+                if (width > 0)
+                    FN(run_block)(d, p, x, u, g0, group_width, bias, y, item / cols, g0 + j0, width, slot);
+            }
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
