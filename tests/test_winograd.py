@@ -309,3 +309,83 @@ def test_engine_refuses_bad_calls_directly():
         _engine.conv2d_winograd_forward(x, kernel, None, y, np.zeros(16, np.uint8), geometry, 4)
     with pytest.raises(ValueError):
         _engine.conv2d_winograd_forward(x, kernel, None, np.zeros((1, 5, 5, 3), np.float32), None, geometry, 2)
+
+
+# ---------------------------------------------------------------- the layer option
+
+def _model(algorithm):
+    from pycnn import layers as L
+    from pycnn.models import Sequential
+    model = Sequential([L.Input((8, 8, 3)),
+                        L.Conv2D(6, 3, padding="same", activation="relu", algorithm=algorithm, name="c1"),
+                        L.Conv2D(4, (3, 3), padding="valid", algorithm=algorithm, name="c2"),
+                        L.Flatten(), L.Dense(2)])
+    return model
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_layer_trains_and_predicts_like_auto(rng, tmp_path, algorithm):
+    x = rng.standard_normal((16, 8, 8, 3)).astype(np.float32)
+    labels = rng.integers(0, 2, 16)
+    wino, auto = _model(algorithm), _model("auto")
+    auto.set_weights(wino.get_weights())
+    for model in (wino, auto):
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    # Two steps each from the same weights: the gradients are the exact convolution's, so the
+    # weights stay close (they differ only through the forward's rounding).
+    wino.fit(x, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    auto.fit(x, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for got, expected in zip(wino.get_weights(), auto.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+    layer = wino.get_layer("c1")
+    assert layer.get_config()["algorithm"] == algorithm
+    assert "algorithm" not in auto.get_layer("c1").get_config()   # Keras configs stay identical
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.algorithm == algorithm and clone.get_config() == layer.get_config()
+
+    path = str(tmp_path / "wino.pycnn")
+    wino.save(path)
+    loaded = pycnn.models.load_model(path)
+    assert loaded.get_layer("c1").algorithm == algorithm
+    assert loaded.get_layer("c2").algorithm == algorithm
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), wino.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("options, received", [
+    ({"kernel_size": 5}, "kernel_size=(5, 5)"),
+    ({"strides": 2}, "strides=(2, 2)"),
+    ({"dilation_rate": 2}, "dilation_rate=(2, 2)"),
+    ({"groups": 2}, "groups=2"),
+])
+def test_layer_refuses_shapes_winograd_cannot_run(options, received):
+    from pycnn import layers as L
+    options = {"kernel_size": 3, **options}
+    with pytest.raises(ValueError) as info:
+        L.Conv2D(4, algorithm="winograd_4x4", name="stem", **options)
+    message = str(info.value)
+    assert message.startswith("Conv2D 'stem': algorithm='winograd_4x4' needs kernel_size (3, 3), strides (1, 1), "
+                              "dilation_rate (1, 1) and groups 1; Received:")
+    assert received in message
+
+
+def test_layer_refuses_unknown_algorithm():
+    from pycnn import layers as L
+    with pytest.raises(ValueError, match=r"Conv2D 'c': algorithm must be one of 'auto', 'winograd_2x2', "
+                                         r"'winograd_4x4'; Received: algorithm='fft'"):
+        L.Conv2D(4, 3, algorithm="fft", name="c")
+
+
+def test_layer_channels_first_and_float64(rng):
+    from pycnn import layers as L
+    x = rng.standard_normal((2, 3, 7, 7))
+    wino = L.Conv2D(5, 3, padding="same", data_format="channels_first", dtype="float64",
+                    algorithm="winograd_4x4")
+    auto = L.Conv2D(5, 3, padding="same", data_format="channels_first", dtype="float64")
+    y = wino(x)
+    auto(x)
+    auto.set_weights(wino.get_weights())
+    assert y.dtype == np.float64 and y.shape == (2, 5, 7, 7)
+    np.testing.assert_allclose(y, auto(x), rtol=1e-12, atol=1e-12)
