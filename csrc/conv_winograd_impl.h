@@ -28,13 +28,14 @@ static inline void FN(input_1d_2)(const T *restrict d0, const T *restrict d1, co
     }
 }
 
-/* out_i = (B^T in)_i over `count` channels, F(4x4, 3x3); equal sub-sums shared. */
-static inline void FN(input_1d_4)(const T *const *restrict d, T *const *restrict o, int64_t count)
+/* out_i = (B^T in)_i over `count` channels, F(4x4, 3x3); equal sub-sums shared.
+ * (restrict parameters: gcc vectorizes these loops only when it knows the
+ * twelve runs do not overlap.) */
+static inline void FN(input_1d_4)(const T *restrict d0, const T *restrict d1, const T *restrict d2,
+                                  const T *restrict d3, const T *restrict d4, const T *restrict d5,
+                                  T *restrict o0, T *restrict o1, T *restrict o2, T *restrict o3,
+                                  T *restrict o4, T *restrict o5, int64_t count)
 {
-    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2];
-    const T *restrict d3 = d[3], *restrict d4 = d[4], *restrict d5 = d[5];
-    T *restrict o0 = o[0], *restrict o1 = o[1], *restrict o2 = o[2];
-    T *restrict o3 = o[3], *restrict o4 = o[4], *restrict o5 = o[5];
     for (int64_t c = 0; c < count; c++) {
         const T a = d4[c] - d2[c], b = d3[c] - d1[c];
         const T e = d4[c] + d3[c], f = d1[c] + d2[c];
@@ -52,24 +53,24 @@ static inline void FN(input_1d)(int m, const T *const *in, T *const *out, int64_
     if (m == 2)
         FN(input_1d_2)(in[0], in[1], in[2], in[3], out[0], out[1], out[2], out[3], count);
     else
-        FN(input_1d_4)(in, out, count);
+        FN(input_1d_4)(in[0], in[1], in[2], in[3], in[4], in[5], out[0], out[1], out[2], out[3], out[4], out[5],
+                       count);
 }
 
 /* out_i = (A^T in)_i over `count` channels. */
-static inline void FN(output_1d)(int m, const T *const *in, T *const *out, int64_t count)
+static inline void FN(output_1d_2)(const T *restrict m0, const T *restrict m1, const T *restrict m2,
+                                   const T *restrict m3, T *restrict o0, T *restrict o1, int64_t count)
 {
-    if (m == 2) {
-        const T *restrict m0 = in[0], *restrict m1 = in[1], *restrict m2 = in[2], *restrict m3 = in[3];
-        T *restrict o0 = out[0], *restrict o1 = out[1];
-        for (int64_t c = 0; c < count; c++) {
-            o0[c] = (m0[c] + m1[c]) + m2[c];
-            o1[c] = (m1[c] - m2[c]) - m3[c];
-        }
-        return;
+    for (int64_t c = 0; c < count; c++) {
+        o0[c] = (m0[c] + m1[c]) + m2[c];
+        o1[c] = (m1[c] - m2[c]) - m3[c];
     }
-    const T *restrict m0 = in[0], *restrict m1 = in[1], *restrict m2 = in[2];
-    const T *restrict m3 = in[3], *restrict m4 = in[4], *restrict m5 = in[5];
-    T *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+}
+
+static inline void FN(output_1d_4)(const T *restrict m0, const T *restrict m1, const T *restrict m2,
+                                   const T *restrict m3, const T *restrict m4, const T *restrict m5,
+                                   T *restrict o0, T *restrict o1, T *restrict o2, T *restrict o3, int64_t count)
+{
     for (int64_t c = 0; c < count; c++) {
         const T s12 = m1[c] + m2[c], d12 = m1[c] - m2[c];
         const T s34 = m3[c] + m4[c], d34 = m3[c] - m4[c];
@@ -80,43 +81,81 @@ static inline void FN(output_1d)(int m, const T *const *in, T *const *out, int64
     }
 }
 
+static inline void FN(output_1d)(int m, const T *const *in, T *const *out, int64_t count)
+{
+    if (m == 2)
+        FN(output_1d_2)(in[0], in[1], in[2], in[3], out[0], out[1], count);
+    else
+        FN(output_1d_4)(in[0], in[1], in[2], in[3], in[4], in[5], out[0], out[1], out[2], out[3], count);
+}
+
+/* out_i = (G in)_i over `count` channels: F(2x2) (2 roundings per output) or
+ * F(4x4) (4: two additions, the rounded -1/6 or 1/24, the product), with
+ * (G in)_3,4 = (g0 + 4 g2 +- 2 g1) / 24 so the powers of two stay exact. */
+static inline void FN(filter_1d_2)(const T *restrict g0, const T *restrict g1, const T *restrict g2,
+                                   T *restrict o0, T *restrict o1, T *restrict o2, T *restrict o3, int64_t count)
+{
+    for (int64_t c = 0; c < count; c++) {
+        const T s = g0[c] + g2[c];
+        o0[c] = g0[c];
+        o1[c] = (s + g1[c]) * (T)0.5;
+        o2[c] = (s - g1[c]) * (T)0.5;
+        o3[c] = g2[c];
+    }
+}
+
+static inline void FN(filter_1d_4)(const T *restrict g0, const T *restrict g1, const T *restrict g2,
+                                   T *restrict o0, T *restrict o1, T *restrict o2, T *restrict o3,
+                                   T *restrict o4, T *restrict o5, int64_t count)
+{
+    const T sixth = (T)(-1.0 / 6), twenty_fourth = (T)(1.0 / 24);
+    for (int64_t c = 0; c < count; c++) {
+        const T s = g0[c] + g2[c], t = g0[c] + (T)4 * g2[c], g1x2 = (T)2 * g1[c];
+        o0[c] = g0[c] * (T)0.25;
+        o1[c] = (s + g1[c]) * sixth;
+        o2[c] = (s - g1[c]) * sixth;
+        o3[c] = (t + g1x2) * twenty_fourth;
+        o4[c] = (t - g1x2) * twenty_fourth;
+        o5[c] = g2[c];
+    }
+}
+
+static inline void FN(filter_1d)(int m, const T *const *in, T *const *out, int64_t count)
+{
+    if (m == 2)
+        FN(filter_1d_2)(in[0], in[1], in[2], out[0], out[1], out[2], out[3], count);
+    else
+        FN(filter_1d_4)(in[0], in[1], in[2], out[0], out[1], out[2], out[3], out[4], out[5], count);
+}
+
 /* U[a][ci][j] = (G g G^T)[a] for g = w[:, :, ci, g0 + j], j < width (the output
- * channels of one group), computed in double and rounded once; independent per
- * input channel, so threads split them. */
+ * channels of one group); independent per input channel, so threads split them. */
 static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *w,
                                   int64_t g0, int64_t width, T *u)
 {
-    const int alpha = p->alpha;
-    const double *g_rows = p->m == 2 ? &wino_g2[0][0] : &wino_g4[0][0];   /* G [alpha][3] */
+    const int alpha = p->alpha, m = p->m;
     const int64_t c_in = d->c_in, c_out = d->c_out;
     #pragma omp parallel for schedule(static) num_threads(worker_threads(c_in, p->work / max64(p->tiles, 1)))
     for (int64_t ci = 0; ci < c_in; ci++) {
-        double left[6][3][WINO_CHANNEL_CHUNK];   /* (G g)[i][l] for a run of output channels */
+        T left[18 * WINO_CHANNEL_CHUNK];   /* G g, [alpha][3][chunk] */
+        const T *in[3];
+        T *out[6];
         for (int64_t co0 = 0; co0 < width; co0 += WINO_CHANNEL_CHUNK) {
             const int64_t count = min64(WINO_CHANNEL_CHUNK, width - co0);
-            for (int i = 0; i < alpha; i++)
-                for (int l = 0; l < 3; l++) {
-                    double *out = left[i][l];
-                    for (int64_t c = 0; c < count; c++)
-                        out[c] = 0;
-                    for (int k = 0; k < 3; k++) {
-                        const double gik = g_rows[i * 3 + k];
-                        const T *tap = w + ((k * 3 + l) * c_in + ci) * c_out + g0 + co0;
-                        if (gik != 0)
-                            for (int64_t c = 0; c < count; c++)
-                                out[c] += gik * (double)tap[c];
-                    }
-                }
-            for (int i = 0; i < alpha; i++)
-                for (int j = 0; j < alpha; j++) {
-                    T *dst = u + ((int64_t)(i * alpha + j) * c_in + ci) * width + co0;
-                    for (int64_t c = 0; c < count; c++) {
-                        double sum = 0;
-                        for (int l = 0; l < 3; l++)
-                            sum += left[i][l][c] * g_rows[j * 3 + l];
-                        dst[c] = (T)sum;
-                    }
-                }
+            for (int l = 0; l < 3; l++) {      /* columns: left[:, l] = G g[:, l] */
+                for (int k = 0; k < 3; k++)
+                    in[k] = w + ((k * 3 + l) * c_in + ci) * c_out + g0 + co0;
+                for (int i = 0; i < alpha; i++)
+                    out[i] = left + (i * 3 + l) * WINO_CHANNEL_CHUNK;
+                FN(filter_1d)(m, in, out, count);
+            }
+            for (int i = 0; i < alpha; i++) {  /* rows: U[i][:] = left[i, :] G^T */
+                for (int l = 0; l < 3; l++)
+                    in[l] = left + (i * 3 + l) * WINO_CHANNEL_CHUNK;
+                for (int j = 0; j < alpha; j++)
+                    out[j] = u + ((int64_t)(i * alpha + j) * c_in + ci) * width + co0;
+                FN(filter_1d)(m, in, out, count);
+            }
         }
     }
 }

@@ -15,10 +15,10 @@ Algorithms", 2nd ed., sec. 3.1)
 (the same algorithm on absolute values).  N counts the roundings on a term's
 path in the engine: the input transform (2 passes of at most 3 roundings for
 m = 4 -- e.g. (4 d0 - 5 d2) + d4 -- and 1 for m = 2), the filter transform
-(computed in double from the rounded 1/6, 1/12, 1/24 entries and rounded to
-the dtype: at most 9), the GEMM's product and sum over c_in (c_in), the output
-transform (2 passes of at most 3 for m = 4, 2 for m = 2) and the bias (1):
-N = c_in + 22 for F(4x4), c_in + 16 for F(2x2).
+(2 passes; m = 4: two additions, the rounded -1/6 or 1/24 and the product, 4;
+m = 2: two additions and an exact halving, 2), the GEMM's product and sum over
+c_in (c_in), the output transform (2 passes of at most 3 for m = 4, 2 for
+m = 2) and the bias (1): N = c_in + 21 for F(4x4), c_in + 11 for F(2x2).
 
 In the form C_m * eps * (|x| (*) |w|): E = sum over channels, input pixels p
 of the tile and taps q of K_m(o, p, q) |x[p]| |w[q]|, where K_m >= 1 on the
@@ -50,7 +50,7 @@ MATRICES = {
                   [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
         np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)),
 }
-ROUNDINGS = {2: 16, 4: 22}   # N - c_in, derived in the module docstring
+ROUNDINGS = {2: 11, 4: 21}   # N - c_in, derived in the module docstring
 
 
 def _tiles(x, pads, m):
