@@ -85,10 +85,11 @@ pycnn_status wino_make_plan(const pycnn_conv2d_desc *d, int tile, wino_plan *p)
         return PYCNN_ERR_OVERFLOW;
     /* Output channels per group: all of them when U fits the budget. */
     int64_t u_all;
-    p->group_cols = d->c_out;
-    if (!mul_ok(u_column, d->c_out, &u_all) || u_all > WINO_U_BUDGET)
-        p->group_cols = min64(d->c_out, max64(WINO_U_BUDGET / u_column / 32 * 32, 32));
-    const int64_t u_dims[] = {points, d->c_in, p->group_cols, size};
+    p->group_cols = min64(d->c_out, GEMM_NC);   /* a packed U is one block of columns */
+    if (!mul_ok(u_column, ceil_div64(d->c_out, 32) * 32, &u_all) || u_all > WINO_U_BUDGET)
+        p->group_cols = min64(p->group_cols, max64(WINO_U_BUDGET / u_column / 32 * 32, 32));
+    p->u_cols = ceil_div64(p->group_cols, 32) * 32;
+    const int64_t u_dims[] = {points, d->c_in, p->u_cols, size};
     const int64_t per_tile_dims[] = {points, d->c_in + p->group_cols, size};   /* c_in + c_out: checked sizes */
     if (!product_ok(u_dims, 4, &p->u_bytes) || !product_ok(per_tile_dims, 3, &per_tile))
         return PYCNN_ERR_OVERFLOW;

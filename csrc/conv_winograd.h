@@ -2,6 +2,7 @@
 #ifndef PYCNN_CONV_WINOGRAD_H
 #define PYCNN_CONV_WINOGRAD_H
 #include "conv.h"
+#include "gemm_tiles.h"
 
 /* Fixed number of work slots (each owns a V block, an M block and GEMM packing
  * space); fixed so the workspace size depends on the shape only. */
@@ -31,7 +32,8 @@ typedef struct {
     int64_t blocks;              /* ceil(tiles / block_tiles)                     */
     int64_t group_cols;          /* output channels per group (a multiple of 32, or c_out) */
     int64_t col_blocks;          /* most column blocks a group is split into (conv_column_block) */
-    int64_t u_bytes;             /* one group's filters U[alpha^2][c_in][group_cols] */
+    int64_t u_cols;              /* group_cols rounded up to 32 (any micro-kernel's NR divides it) */
+    int64_t u_bytes;             /* one group's filters U[alpha^2], each c_in x u_cols, packed for the GEMM */
     int64_t v_bytes, m_bytes, pack_bytes, slot_bytes;
     int64_t slots;
     int64_t work;                /* multiply-adds of the GEMMs (saturating)       */

@@ -128,18 +128,25 @@ static inline void FN(filter_1d)(int m, const T *const *in, T *const *out, int64
         FN(filter_1d_4)(in[0], in[1], in[2], out[0], out[1], out[2], out[3], out[4], out[5], count);
 }
 
-/* U[a][ci][j] = (G g G^T)[a] for g = w[:, :, ci, g0 + j], j < width (the output
- * channels of one group); independent per input channel, so threads split them. */
+/* U[a] = (G g G^T)[a] for g = w[:, :, ci, g0 + j], every input channel ci and
+ * j < width (the output channels of one group), stored packed for the GEMM
+ * (gemm_packed_b's layout, U[a] at u + a * c_in * u_cols).  Independent per
+ * input channel, so threads split them. */
 static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *w,
                                   int64_t g0, int64_t width, T *u)
 {
     const int alpha = p->alpha, m = p->m;
-    const int64_t c_in = d->c_in, c_out = d->c_out;
+    const int64_t c_in = d->c_in, c_out = d->c_out, points = (int64_t)alpha * alpha;
+    const int64_t nr = gemm_nr(d->dtype), packed_width = ceil_div64(width, nr) * nr;
     #pragma omp parallel for schedule(static) num_threads(worker_threads(c_in, p->work / max64(p->tiles, 1)))
     for (int64_t ci = 0; ci < c_in; ci++) {
         T left[18 * WINO_CHANNEL_CHUNK];   /* G g, [alpha][3][chunk] */
+        T full[36 * WINO_CHANNEL_CHUNK];   /* G g G^T, [alpha][alpha][chunk] */
         const T *in[3];
         T *out[6];
+        /* Row ci of every packed U[a]: its block of GEMM_KC rows, row within the block. */
+        const int64_t p0 = ci - ci % GEMM_KC, kb = min64(GEMM_KC, c_in - p0);
+        const int64_t row_at = p0 * packed_width + (ci - p0) * nr;
         for (int64_t co0 = 0; co0 < width; co0 += WINO_CHANNEL_CHUNK) {
             const int64_t count = min64(WINO_CHANNEL_CHUNK, width - co0);
             for (int l = 0; l < 3; l++) {      /* columns: left[:, l] = G g[:, l] */
@@ -149,12 +156,25 @@ static void FN(transform_filters)(const pycnn_conv2d_desc *d, const wino_plan *p
                     out[i] = left + (i * 3 + l) * WINO_CHANNEL_CHUNK;
                 FN(filter_1d)(m, in, out, count);
             }
-            for (int i = 0; i < alpha; i++) {  /* rows: U[i][:] = left[i, :] G^T */
+            for (int i = 0; i < alpha; i++) {  /* rows: full[i][:] = left[i, :] G^T */
                 for (int l = 0; l < 3; l++)
                     in[l] = left + (i * 3 + l) * WINO_CHANNEL_CHUNK;
                 for (int j = 0; j < alpha; j++)
-                    out[j] = u + ((int64_t)(i * alpha + j) * c_in + ci) * width + co0;
+                    out[j] = full + (i * alpha + j) * WINO_CHANNEL_CHUNK;
                 FN(filter_1d)(m, in, out, count);
+            }
+            /* Into the NR-column panels (co0 is a multiple of 64, so of NR), zeros past width. */
+            for (int64_t a = 0; a < points; a++) {
+                T *row = u + a * c_in * p->u_cols + row_at;
+                const T *src = full + a * WINO_CHANNEL_CHUNK;
+                for (int64_t j = 0; j < count; j += nr) {
+                    T *panel = row + (co0 + j) * kb;
+                    const int64_t run = min64(nr, count - j);
+                    for (int64_t c = 0; c < run; c++)
+                        panel[c] = src[j + c];
+                    for (int64_t c = run; c < nr; c++)
+                        panel[c] = 0;
+                }
             }
         }
     }
@@ -258,8 +278,8 @@ static void FN(run_block)(const pycnn_conv2d_desc *d, const wino_plan *p, const 
     for (int64_t a = 0; a < points; a++) {
         /* M[a] (count x width) = V[a] (count x c_in) * U[a][:, co0 - g0 : co0 - g0 + width] */
         const gemm_args args = {0, 0, 0, count, width, d->c_in, d->c_in, group_width, width};
-        FN(gemm)(&args, v + a * p->block_tiles * d->c_in, u + a * d->c_in * group_width + (co0 - g0),
-                 mm + a * p->block_tiles * width, pack);
+        FN(gemm_packed_b)(&args, v + a * p->block_tiles * d->c_in, u + a * d->c_in * p->u_cols, group_width,
+                          co0 - g0, mm + a * p->block_tiles * width, pack);
     }
     for (int64_t t = 0; t < count; t++)
         FN(output_tile)(d, p, mm, first + t, t, co0, width, bias, y);

@@ -338,7 +338,8 @@ def test_layer_trains_and_predicts_like_auto(rng, tmp_path, algorithm):
     auto.fit(x, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for got, expected in zip(wino.get_weights(), auto.get_weights()):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    # Both forward errors now reach the outputs through the (slightly different) trained weights.
+    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-3, atol=1e-4)
 
     layer = wino.get_layer("c1")
     assert layer.get_config()["algorithm"] == algorithm
