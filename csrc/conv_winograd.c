@@ -35,7 +35,7 @@
  * Accuracy.  Every output of a tile is formed from the whole input tile, so
  * its rounding error scales with the tile's inputs, not only with its own
  * 3x3 window; the bound (tests/test_winograd.py) is
- *     |y - y_exact| <= gamma(c_in + k_m) * E,
+ *     |y - y_exact| <= gamma(c_in + k_m) * E,   k_2 = 11, k_4 = 21 roundings,
  *     E = |A^T| [ sum_c (|G| |g| |G^T|) (.) (|B^T| |d| |B|) ] |A| + |bias|,
  * which for F(4x4) weighs input-filter pairs up to 113.8 times (F(2x2): 4),
  * the largest entry of the absolute transform product.  Non-finite inputs
