@@ -328,18 +328,23 @@ def test_layer_trains_and_predicts_like_auto(rng, tmp_path, algorithm):
     x = rng.standard_normal((16, 8, 8, 3)).astype(np.float32)
     labels = rng.integers(0, 2, 16)
     wino, auto = _model(algorithm), _model("auto")
-    auto.set_weights(wino.get_weights())
+    start = [(rng.standard_normal(w.shape) * 0.3).astype(np.float32) for w in wino.get_weights()]
+    wino.set_weights(start)
+    auto.set_weights(start)
     for model in (wino, auto):
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    # Tolerances: measured differences (seeds 0-5, every ISA) are below 3e-5 before training, 1e-4
+    # after, and 5e-7 in the weights.
+    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-3, atol=3e-4)
     # Two steps each from the same weights: the gradients are the exact convolution's, so the
     # weights stay close (they differ only through the forward's rounding).
     wino.fit(x, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
     auto.fit(x, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    for got, expected in zip(wino.get_weights(), auto.get_weights()):
+    for got, expected, before in zip(wino.get_weights(), auto.get_weights(), start):
+        assert np.abs(expected - before).max() > 1e-4   # training moved the weights
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     # Both forward errors now reach the outputs through the (slightly different) trained weights.
-    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(wino.predict(x, verbose=0), auto.predict(x, verbose=0), rtol=1e-3, atol=1e-3)
 
     layer = wino.get_layer("c1")
     assert layer.get_config()["algorithm"] == algorithm
