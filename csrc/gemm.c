@@ -95,3 +95,5 @@ int64_t gemm_pack_bytes(pycnn_dtype dtype, int64_t m, int64_t n, int64_t k)
 #define FN(name) name##_f64
 #define UKERNEL (*ukernel_f64)
 #include "gemm_impl.h"
+
+int64_t gemm_nr(pycnn_dtype dtype) { return dtype == PYCNN_FLOAT64 ? ukernel_f64->nr : ukernel_f32->nr; }

@@ -133,3 +133,36 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
         }
     }
 }
+
+/* C[:, :width] = A * B[:, j0 : j0 + width] from a B packed beforehand (see
+ * gemm_nr() in internal.h for the layout), for products that share one B
+ * (Winograd's transformed filters): the driver above, without packing B. */
+void FN(gemm_packed_b)(const gemm_args *g, const T *a, const T *b_packed, int64_t b_cols, int64_t j0,
+                       T *c, void *pack)
+{
+    if (g->m <= 0 || g->n <= 0)
+        return;
+    if (g->k <= 0) {
+        if (!g->accumulate)
+            for (int64_t i = 0; i < g->m; i++)
+                for (int64_t j = 0; j < g->n; j++)
+                    c[i * g->ldc + j] = 0;
+        return;
+    }
+    T *a_pack = (T *)pack;
+    const int64_t MR = UKERNEL.mr, NR = UKERNEL.nr;
+    const int64_t b_width = ceil_div64(b_cols, NR) * NR;
+    for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
+        const int64_t kb = min64(GEMM_KC, g->k - pc);
+        const int accumulate = g->accumulate || pc > 0;
+        const T *b_block = b_packed + pc * b_width + j0 * kb;   /* panel j0 / NR of the block */
+        for (int64_t ic = 0; ic < g->m; ic += GEMM_MC) {
+            const int64_t mb = min64(GEMM_MC, g->m - ic);
+            FN(pack_a)(g, a, ic, pc, mb, kb, MR, a_pack);
+            for (int64_t jr = 0; jr < g->n; jr += NR)
+                for (int64_t ir = 0; ir < mb; ir += MR)
+                    UKERNEL.run(kb, a_pack + ir * kb, b_block + jr * kb, c + (ic + ir) * g->ldc + jr, g->ldc,
+                                accumulate, min64(MR, mb - ir), min64(NR, g->n - jr));
+        }
+    }
+}

@@ -231,6 +231,21 @@ pycnn_status pycnn_batch_norm_backward(const pycnn_batch_norm_desc *d, int batch
                                        void *dx, void *dgamma, void *dbeta,
                                        void *workspace, size_t workspace_size);
 
+/* ---- Winograd convolution (an explicit alternative to conv2d's forward) ----
+ * F(tile x tile, 3x3) with tile 2 or 4, for 3x3 kernels, stride 1, dilation 1
+ * and groups 1 (any padding and size); the descriptor is conv2d's.  Faster on
+ * channel-rich layers, less accurate than conv2d: the error of an output grows
+ * with the inputs of its whole (tile + 2)^2 input tile (conv_winograd.c gives
+ * the bound).  Forward only; the gradients are conv2d's. */
+/* conv2d's check, then PYCNN_ERR_BAD_PARAMETER for a tile other than 2 or 4 or
+ * a shape Winograd does not run (kernel not 3x3, stride, dilation or groups != 1). */
+pycnn_status pycnn_conv2d_winograd_check(pycnn_conv2d_desc *d, int tile);
+pycnn_status pycnn_conv2d_winograd_workspace_size(const pycnn_conv2d_desc *d, int tile, size_t *bytes);
+/* y = x (*) w + bias, as pycnn_conv2d_forward; bias [c_out] may be NULL. */
+pycnn_status pycnn_conv2d_winograd_forward(const pycnn_conv2d_desc *d, int tile,
+                                           const void *x, const void *w, const void *bias,
+                                           void *y, void *workspace, size_t workspace_size);
+
 #ifdef __cplusplus
 }
 #endif

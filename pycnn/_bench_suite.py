@@ -407,8 +407,9 @@ class OpsNet:
     derivative comes from the output, as pycnn's layers do: no pre-activation
     is kept."""
 
-    def __init__(self, spec, weights, lr=0.01, momentum=0.9):
+    def __init__(self, spec, weights, lr=0.01, momentum=0.9, algorithm="auto"):
         self.spec, self.weights = spec, weights
+        self.algorithm = algorithm   # conv2d's algorithm for the forward of 3x3 layers past the stem
         self.velocity = [(np.zeros_like(w), np.zeros_like(b)) for w, b in weights]
         self.lr, self.momentum = np.float32(lr), np.float32(momentum)
 
@@ -418,7 +419,7 @@ class OpsNet:
             kind = layer[0]
             if kind == "conv":
                 w, b = self.weights[wi]
-                out = ops.conv2d(x, w, b, padding=layer[4], activation="relu")
+                out = ops.conv2d(x, w, b, padding=layer[4], algorithm=self._conv_algorithm(layer), activation="relu")
                 tape.append((kind, x, out, wi))
                 x, wi = out, wi + 1
             elif kind == "pool":
@@ -433,6 +434,12 @@ class OpsNet:
                 tape.append((kind, x, out, wi))
                 x, wi = out, wi + 1
         return (x, tape) if keep else x
+
+    def _conv_algorithm(self, layer):
+        """Winograd (when asked for) on 3x3 layers with 16+ input channels: a stem with a few
+        channels gains nothing from it (performance.md 3.2)."""
+        _, c_in, _, k, _ = layer
+        return self.algorithm if k == 3 and c_in >= WINOGRAD_MIN_CHANNELS else "auto"
 
     def train_step(self, x, labels):
         logits, tape = self.forward(x, keep=True)
@@ -552,12 +559,12 @@ class TrainingNet:
 class InferenceNet:
     """Forward pass only (VGG16 at 224x224, batch 1)."""
 
-    def __init__(self, torch, spec, weights, image_shape, batch=1, seed=0):
+    def __init__(self, torch, spec, weights, image_shape, batch=1, seed=0, algorithm="auto"):
         rng = np.random.default_rng(seed)
         h, w, c = image_shape
         self.fwd_flops = spec_flops(spec, h, w) * batch
         self.x = rng.random((batch, h, w, c), dtype=np.float32)
-        self.net = OpsNet(spec, weights)
+        self.net = OpsNet(spec, weights, algorithm=algorithm)
         self.torch = torch
         if torch is not None:
             self.t_net = torch_net(torch, spec, weights).eval()
@@ -569,3 +576,23 @@ class InferenceNet:
     def torch_step(self):
         with self.torch.no_grad():
             self.t_net(self.t_x)
+
+
+# ------------------------------------------ Winograd, the explicit option (4.1)
+
+# Forward rows of the suite's VGG16 3x3 layers by conv2d(algorithm=...), against the
+# same PyTorch forward as the layer's "fwd" row.  Their pass names are not in
+# CONV_PASSES, so the summary's geometric means compare the default path only.
+WINOGRAD_CONV_IDS = ("vgg16.conv1_1", "vgg16.conv1_2", "vgg16.conv3_2", "vgg16.conv5_2")
+WINOGRAD_PASSES = {"fwd.winograd_2x2": 2, "fwd.winograd_4x4": 4}
+# net.vgg16.infer.winograd: the algorithm, on layers with at least this many input channels.
+WINOGRAD_NET_ALGORITHM = "winograd_4x4"
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def winograd_forward(case, tile):
+    """The Winograd forward of a ConvCase's layer, with its own preallocated workspace."""
+    ws = _workspace(_engine.conv2d_winograd_workspace_size(case.conv_x.shape, case.kernel.shape, False,
+                                                           case.geometry, tile))
+    return lambda: _engine.conv2d_winograd_forward(case.conv_x, case.kernel, case.bias, case.conv_y, ws,
+                                                   case.geometry, tile)

@@ -8,9 +8,11 @@ First the machine's FMA peak (independent FMA chains, AVX-512 and AVX2, 1
 and 2 threads) and memory bandwidth (read and copy over buffers larger than
 the caches), then the suite of performance.md section 4: GEMM (against
 NumPy's matmul and torch.mm), every convolution layer forward, backward-data
-and backward-filter, pooling, dense, batch norm, activations and losses, and
+and backward-filter (plus, for VGG16's 3x3 layers, the forward by the explicit
+Winograd option: passes fwd.winograd_2x2 / fwd.winograd_4x4, left out of the
+summary's means), pooling, dense, batch norm, activations and losses, and
 whole networks (LeNet-5 training epoch, the small CIFAR CNN training step,
-VGG16 inference), each at 1 and 2 threads.  Every row shows the median time,
+VGG16 inference, and again with Winograd's F(4x4) forward), each at 1 and 2 threads.  Every row shows the median time,
 GFLOP/s or GB/s, % of the measured peak (compute) or of the measured copy
 bandwidth (memory), and the speed ratio pycnn/PyTorch (> 1: pycnn faster).
 
@@ -327,6 +329,18 @@ def run_conv(report, torch, threads_list, budget, quick, only):
                     t = measure(case.torch_pass(pass_), budget)
                     pause_between_libraries()
                 report.add("conv", shape.id, pass_, threads, "GFLOP", case.flops, p, t)
+        if shape.id in suite.WINOGRAD_CONV_IDS:
+            for pass_, tile in suite.WINOGRAD_PASSES.items():
+                winograd = suite.winograd_forward(case, tile)
+                for threads in threads_list:
+                    with_threads(threads, torch)
+                    p = measure(winograd, budget)
+                    t = None
+                    if torch is not None:
+                        pause_between_libraries()
+                        t = measure(case.torch_pass("fwd"), budget)
+                        pause_between_libraries()
+                    report.add("conv", shape.id, pass_, threads, "GFLOP", case.flops, p, t)
         del case
 
 
@@ -357,6 +371,9 @@ def run_nets(report, torch, threads_list, quick, vgg_weights, only):
     if vgg_weights is not None:
         nets.append(("net.vgg16.infer", lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights,
                                                                    (224, 224, 3)), 1, 5))
+        nets.append(("net.vgg16.infer.winograd",
+                     lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights, (224, 224, 3),
+                                                algorithm=suite.WINOGRAD_NET_ALGORITHM), 1, 5))
     for id_, make, steps, runs in nets:
         if only is not None and not any(o in id_ for o in only):
             continue

@@ -391,10 +391,16 @@ def conv1d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilati
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-           data_format="channels_last", *, activation=None, negative_slope=None, min_value=None, max_value=None):
+           data_format="channels_last", algorithm="auto", *, activation=None, negative_slope=None, min_value=None,
+           max_value=None):
     """2-D cross-correlation (what CNN layers compute):
     x (N, H, W, C_in), kernel (kh, kw, C_in / groups, C_out) -> (N, OH, OW, C_out),
     OH = floor((H + pad_top + pad_bottom - dilation * (kh - 1) - 1) / stride) + 1.
+
+    algorithm: "auto" (the default: exact to float rounding) or, as an explicit
+    option for 3x3 kernels with strides 1, dilation_rate 1 and groups 1,
+    "winograd_2x2" / "winograd_4x4" (Winograd F(2x2,3x3) / F(4x4,3x3): fewer
+    multiplies, larger rounding error, see _conv2d_winograd).
 
     activation is applied to each output right after the bias, with no extra pass over memory,
     bitwise equal to the separate op: None, "relu", "leaky_relu" (negative_slope, default 0.2),
@@ -403,6 +409,10 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, gr
     place of the pre-activation (relu_backward, leaky_relu_backward with negative_slope >= 0,
     clamp_backward)."""
     epilogue = _epilogue("conv2d", activation, negative_slope, min_value, max_value)
+    tile = _winograd_tile("conv2d", algorithm)
+    if tile is not None:
+        return _conv2d_winograd("conv2d", tile, algorithm, x, kernel, bias, strides, padding, dilation_rate,
+                                groups, data_format, epilogue)
     return _conv("conv2d", 2, x, kernel, bias, strides, padding, dilation_rate, groups, data_format,
                  epilogue=epilogue)
 
@@ -415,6 +425,43 @@ def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilati
     skips the input gradient (dx is None), e.g. for a network's first layer."""
     return _conv("conv2d_backward", 2, x, kernel, bias, strides, padding, dilation_rate, groups,
                  data_format, dy=dy, compute_dx=compute_dx)
+
+
+# conv2d's algorithm argument: "auto", or a Winograd output tile size.
+CONV2D_ALGORITHMS = {"auto": None, "winograd_2x2": 2, "winograd_4x4": 4}
+
+
+def _winograd_tile(op, algorithm):
+    """The Winograd tile size an algorithm name asks for (None for "auto")."""
+    choices = ", ".join(repr(a) for a in CONV2D_ALGORITHMS)
+    if not isinstance(algorithm, str):
+        raise TypeError(f"{op}: algorithm must be a str, one of {choices}; got {type(algorithm).__name__} "
+                        f"{algorithm!r}")
+    if algorithm not in CONV2D_ALGORITHMS:
+        raise ValueError(f"{op}: algorithm must be one of {choices}; got {algorithm!r}")
+    return CONV2D_ALGORITHMS[algorithm]
+
+
+def _conv2d_winograd(op, tile, algorithm, x, kernel, bias, strides, padding, dilation_rate, groups,
+                     data_format, epilogue=_EPILOGUE_NONE):
+    """conv2d's forward by Winograd F(tile x tile, 3x3) (csrc/conv_winograd.c).  Each
+    output's rounding error grows with the inputs of its whole (tile + 2)^2 input tile:
+    |y - y_exact| <= gamma * (the same algorithm on absolute values), up to 4x (2x2)
+    or 114x (4x4) the direct convolution's weighting (tests/test_winograd.py)."""
+    data_format, dtype, x, kernel, bias, _, geometry = _prepare_conv(
+        op, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, 2, _oihw_to_hwio)
+    kernel_size = tuple(int(k) for k in kernel.shape[:2])
+    if kernel_size != (3, 3) or geometry.strides != (1, 1) or geometry.dilations != (1, 1) or geometry.groups != 1:
+        raise ValueError(f"{op}: algorithm={algorithm!r} needs a 3x3 kernel, strides 1, dilation_rate 1 and "
+                         f"groups 1; got kernel {shape_str(kernel_size)}, strides {shape_str(geometry.strides)}, "
+                         f"dilation_rate {shape_str(geometry.dilations)}, groups {geometry.groups} "
+                         f"(use algorithm='auto' for this layer)")
+    eg = _engine_geometry(2, geometry.strides, geometry.dilations, geometry.pads, geometry.groups)
+    ws_bytes = _engine.conv2d_winograd_workspace_size(x.shape, kernel.shape, dtype == np.float64, eg, tile)
+    y = _empty(op, "output", (x.shape[0],) + geometry.out_sizes + (kernel.shape[-1],), dtype,
+               extra_bytes=ws_bytes)
+    _engine.conv2d_winograd_forward(x, kernel, bias, y, _workspace(op, ws_bytes), eg, tile, epilogue)
+    return _to_first(y, 2) if data_format == "channels_first" else y
 
 
 # Depthwise kernels (kh, kw, c_in, multiplier) are grouped HWIO kernels (kh, kw, 1, c_in * multiplier).

@@ -115,6 +115,8 @@ LONG_OPS = {
                                   x=batch_of(k, 64, 64, 64, 32), w=normal(3, 3, 32, 64):
                                   ops.conv2d_backward(dy, x, w, padding="same")),
     "max_pool2d": lambda k: (lambda x=batch_of(k, 64, 64, 64, 32): ops.max_pool2d(x, 15, strides=1)),
+    "conv2d_winograd_4x4": lambda k: (lambda x=batch_of(k, 64, 64, 64, 32), w=normal(3, 3, 32, 64):
+                                      ops.conv2d(x, w, padding="same", algorithm="winograd_4x4")),
 }
 
 
@@ -184,6 +186,8 @@ GIL_OPS = {
                                       ops.max_pool2d_backward(dy, x, 5, strides=1)),
     "avg_pool2d": lambda k: (lambda x=batch_of(k, 64, 64, 64, 32): ops.avg_pool2d(x, 11, strides=1)),
     "im2col": lambda k: (lambda x=batch_of(k, 16, 64, 64, 32): ops.im2col(x, 5, padding="same")),
+    "conv2d_winograd_2x2": lambda k: (lambda x=batch_of(k, 16, 64, 64, 32), w=normal(3, 3, 32, 64):
+                                      ops.conv2d(x, w, padding="same", algorithm="winograd_2x2")),
 }
 
 

@@ -30,6 +30,12 @@ int as_output_array(PyObject *obj, PyArrayObject **out);
 /* "O&" converter: a writable byte buffer used as workspace, or None. */
 int as_workspace(PyObject *obj, PyArrayObject **out);
 
+/* "O&" converters for conv2d's geometry tuple (stride_h, stride_w, dilation_h,
+ * dilation_w, pad_top, pad_bottom, pad_left, pad_right, groups) and forward
+ * epilogue (mode, negative_slope, clamp_lo, clamp_hi), into a descriptor. */
+int conv_geometry(PyObject *obj, pycnn_conv2d_desc *d);
+int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d);
+
 /* The engine dtype of an array, or -1 with TypeError set. */
 int engine_dtype(PyArrayObject *a, const char *op);
 /* 0 when a has exactly this dtype and shape; -1 with ValueError naming it. */
@@ -46,5 +52,6 @@ extern PyMethodDef pycnn_bench_methods[];
 extern PyMethodDef pycnn_augment_methods[];
 extern PyMethodDef pycnn_activation_methods[];
 extern PyMethodDef pycnn_batch_norm_methods[];
+extern PyMethodDef pycnn_winograd_methods[];
 
 #endif

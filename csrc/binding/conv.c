@@ -1,9 +1,7 @@
 /* Binding of the convolution family (csrc/conv.c). */
 #include "binding.h"
 
-/* "O&" converter for the geometry tuple
- * (stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_bottom, pad_left, pad_right, groups). */
-static int conv_geometry(PyObject *obj, pycnn_conv2d_desc *d)
+int conv_geometry(PyObject *obj, pycnn_conv2d_desc *d)
 {
     return PyArg_ParseTuple(obj, "LLLLLLLLL;conv geometry must be 9 ints",
                             &d->stride_h, &d->stride_w, &d->dilation_h, &d->dilation_w,
@@ -54,8 +52,7 @@ static PyObject *conv2d_workspace_size(PyObject *self, PyObject *args)
     return PyLong_FromSize_t(bytes);
 }
 
-/* "O&" converter for the forward epilogue (mode, negative_slope, clamp_lo, clamp_hi). */
-static int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d)
+int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d)
 {
     int mode;
     if (!PyArg_ParseTuple(obj, "iddd;conv epilogue must be (mode, negative_slope, clamp_lo, clamp_hi)", &mode,

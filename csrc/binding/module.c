@@ -193,6 +193,7 @@ static PyMethodDef *const families[] = {
     pycnn_augment_methods,
     pycnn_activation_methods,
     pycnn_batch_norm_methods,
+    pycnn_winograd_methods,
 };
 
 static struct PyModuleDef engine_module = {

@@ -226,16 +226,49 @@ class Conv1D(Conv):
 
 
 class Conv2D(Conv):
-    """2-D convolution (cross-correlation) over NHWC input with an HWIO kernel."""
+    """2-D convolution (cross-correlation) over NHWC input with an HWIO kernel.
+
+    ``algorithm`` is a pycnn extension, not a Keras argument: "auto" (the default
+    path) or, for 3x3 kernels with strides 1, dilation_rate 1 and groups 1,
+    "winograd_2x2" / "winograd_4x4" to run the forward pass by Winograd (faster on
+    channel-rich layers, with a larger but bounded rounding error; see
+    ``pycnn.ops.conv2d``).  The backward pass is always the exact convolution's.
+    It is saved in ``get_config()`` only when it is not "auto", so Keras configs
+    stay the same."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 bias_regularizer=None, **kwargs):
+                 bias_regularizer=None, *, algorithm="auto", **kwargs):
         super().__init__(2, filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
                          dilation_rate=dilation_rate, groups=groups, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
                          kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer, **kwargs)
+        self.algorithm = self._check_algorithm(algorithm)
+
+    def _check_algorithm(self, algorithm):
+        where = self._where
+        choices = ", ".join(repr(a) for a in ops.CONV2D_ALGORITHMS)
+        if not isinstance(algorithm, str) or algorithm not in ops.CONV2D_ALGORITHMS:
+            raise ValueError(f"{where}: algorithm must be one of {choices}; Received: algorithm={algorithm!r}")
+        if algorithm != "auto" and (self.kernel_size != (3, 3) or self.strides != (1, 1)
+                                    or self.dilation_rate != (1, 1) or self.groups != 1):
+            raise ValueError(f"{where}: algorithm={algorithm!r} needs kernel_size (3, 3), strides (1, 1), "
+                             f"dilation_rate (1, 1) and groups 1; Received: kernel_size={self.kernel_size}, "
+                             f"strides={self.strides}, dilation_rate={self.dilation_rate}, groups={self.groups}")
+        return algorithm
+
+    def _forward(self, x, **activation):
+        if self.algorithm == "auto":
+            return super()._forward(x, **activation)
+        return ops.conv2d(x, self.kernel.value, self._bias_value(), groups=self.groups, algorithm=self.algorithm,
+                          **self._conv_args(), **activation)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.algorithm != "auto":
+            config["algorithm"] = self.algorithm
+        return config
 
 
 class DepthwiseConv2D(BaseConv):
