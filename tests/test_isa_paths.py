@@ -155,7 +155,8 @@ def test_forced_isa_matches_numpy_float64(isa):
 # activation/batch-norm kernels, thread-count determinism) under each forced ISA:
 # the SIMD packing, pooling and activation variants follow the GEMM's ISA.
 ENGINE_PATH_SUITES = ["tests/test_conv_engine_paths.py", "tests/test_pool_kernels.py",
-                      "tests/test_activation_batchnorm_engine.py", "tests/test_threads_determinism.py"]
+                      "tests/test_activation_batchnorm_engine.py", "tests/test_threads_determinism.py",
+                      "tests/test_pool_indices.py"]
 
 
 @pytest.mark.parametrize("isa", ["ref", "avx2", "avx512"])
