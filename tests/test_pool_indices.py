@@ -273,3 +273,34 @@ def test_a_plane_beyond_int32_positions_is_refused(rng):
     with pytest.raises(ValueError, match="max_pool2d_backward: the image plane must have at most"):
         ops.max_pool2d_backward(dy, x, 2, indices=np.zeros(dy.shape, np.int32))
     assert ops.max_pool2d(x, 2).shape == dy.shape   # without indices it works as before
+
+
+# ------------------------------------------------------------------ layers
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("rank, pool, strides, padding", [
+    (2, (2, 2), None, "valid"), (2, (3, 3), (2, 2), "same"), (1, 2, None, "valid"), (1, 3, 1, "same"),
+])
+def test_max_pooling_layers_use_indices_and_match_the_recompute_ops(rng, data_format, rank, pool, strides,
+                                                                    padding):
+    from pycnn.layers import MaxPooling1D, MaxPooling2D
+    layer_class = MaxPooling2D if rank == 2 else MaxPooling1D
+    layer = layer_class(pool, strides, padding, data_format=data_format)
+    x = _special_values(rng, (3, 6, 11, 7)[: rank + 2], np.float32)
+    y = layer(x)
+    assert layer._indices is not None and layer._indices.dtype == np.int32
+    forward = ops.max_pool2d if rank == 2 else ops.max_pool1d
+    backward = ops.max_pool2d_backward if rank == 2 else ops.max_pool1d_backward
+    assert y.tobytes() == forward(x, pool, strides, padding, data_format=data_format).tobytes()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    assert dx.tobytes() == backward(dy, x, pool, strides, padding, data_format=data_format).tobytes()
+
+
+def test_max_pooling_layer_falls_back_to_the_search_beyond_int32_planes():
+    from pycnn.layers import MaxPooling2D
+    layer = MaxPooling2D()
+    x = np.zeros((0, 50000, 50000, 1), np.float32)
+    y = layer(x)
+    assert layer._indices is None and y.shape == (0, 25000, 25000, 1)
+    assert layer.backward(np.zeros(y.shape, np.float32)).shape == x.shape
