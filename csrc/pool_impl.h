@@ -14,6 +14,7 @@ typedef T FN(half) __attribute__((vector_size(POOL_VEC_BYTES / 2)));
 /* Stored max-pool indices, one int32 per lane of FN(vec). */
 typedef int32_t FN(ivec) __attribute__((vector_size(POOL_VEC_BYTES / sizeof(T) * 4)));
 typedef int32_t FN(ihalf) __attribute__((vector_size(POOL_VEC_BYTES / sizeof(T) * 2)));
+typedef uint32_t FN(uvec) __attribute__((vector_size(POOL_VEC_BYTES / sizeof(T) * 4)));
 /* Channels per group of vectors a window is processed in. */
 #define GROUP (POOL_GROUP_VECS * LANES)
 
@@ -119,14 +120,16 @@ POOL_INLINE void FN(max_group)(const T *corner, int64_t row_stride, int64_t C, i
     for (int64_t j = 0; j < nv; j++) {
         best[j] = FN(load)(corner + FN(offset)(j, gn), gn);
         if (track)
-            arg[j] = FN(broadcast_index)(corner_pos);
+            arg[j] = FN(broadcast_index)(0);
     }
+    /* Positions relative to the corner (the same for every window: hoisted out of
+     * the window loop), the corner added once at the end. */
     for (int64_t ky = 0; ky < rows; ky++)
         for (int64_t kx = 0; kx < cols; kx++) {
             if (ky == 0 && kx == 0)
                 continue;
             const T *cell = corner + ky * row_stride + kx * C;
-            const FN(ivec) position = FN(broadcast_index)(corner_pos + ky * w + kx);
+            const FN(ivec) position = FN(broadcast_index)(ky * w + kx);
             for (int64_t j = 0; j < nv; j++) {
                 const FN(vec) v = FN(load)(cell + FN(offset)(j, gn), gn);
                 const FN(mask) takes = MAX_TAKES(best[j], v);
@@ -135,6 +138,9 @@ POOL_INLINE void FN(max_group)(const T *corner, int64_t row_stride, int64_t C, i
                     arg[j] = FN(select_index)(__builtin_convertvector(takes, FN(ivec)), position, arg[j]);
             }
         }
+    if (track)
+        for (int64_t j = 0; j < nv; j++)
+            arg[j] += FN(broadcast_index)(corner_pos);
 }
 
 /* y of one group; with out_index (not NULL), also its cells' positions. */
@@ -205,12 +211,15 @@ POOL_INLINE void FN(max_backward_indices_group)(const int32_t *index, const T *d
     FN(ivec) at[POOL_GROUP_VECS], found[POOL_GROUP_VECS];
     for (int64_t j = 0; j < nv; j++) {
         g[j] = zero + FN(load)(dy + FN(offset)(j, gn), gn);
-        at[j] = FN(load_index)(index + FN(offset)(j, gn), gn);
+        /* Relative to the corner, as unsigned (wrapping) arithmetic: equal to a
+         * cell's offset exactly when the index is that cell's position. */
+        at[j] = (FN(ivec))((FN(uvec))FN(load_index)(index + FN(offset)(j, gn), gn) -
+                           (FN(uvec))FN(broadcast_index)(corner_pos));
         found[j] = FN(unused_lanes)(gn);
     }
     for (int64_t ky = 0; ky < rows; ky++)
         for (int64_t kx = 0; kx < cols; kx++) {
-            const FN(ivec) position = FN(broadcast_index)(corner_pos + ky * w + kx);
+            const FN(ivec) position = FN(broadcast_index)(ky * w + kx);
             T *out = dx_corner + ky * row_stride + kx * C;
             FN(vec) share[POOL_GROUP_VECS] = {{0}};
             for (int64_t j = 0; j < nv; j++) {
