@@ -1,4 +1,4 @@
-/* Pooling family: max and average pooling, forward and backward. */
+/* Pooling family: max and average pooling, forward and backward, and max pooling with stored argmax indices. */
 #include <string.h>
 
 #include "internal.h"
