@@ -16,6 +16,8 @@ static const char *const status_text[PYCNN_STATUS_COUNT] = {
     [PYCNN_ERR_WORKSPACE_TOO_SMALL] = "workspace is smaller than the size the op asked for",
     [PYCNN_ERR_INTERRUPTED] = "interrupted",
     [PYCNN_ERR_BAD_PARAMETER] = "a parameter is out of range (an unknown activation mode, or epsilon not > 0)",
+    [PYCNN_ERR_BAD_INDEX] = "indices must be positions iy * w + ix inside their own pooling window; got one outside it",
+    [PYCNN_ERR_INDEX_RANGE] = "an image plane must have at most 2**31 - 1 positions (h * w) for int32 indices",
 };
 
 const char *pycnn_status_str(pycnn_status status)

@@ -1,10 +1,13 @@
-/* Pooling family: max and average pooling, forward and backward. */
+/* Pooling family: max and average pooling, forward and backward, and max pooling with stored argmax indices. */
 #include <string.h>
 
 #include "internal.h"
 
 /* Vectors of channels whose max-pool windows are processed together (registers). */
 #define POOL_GROUP_VECS 4
+
+/* Window cells (times channels) between interrupt polls inside one image. */
+#define POOL_POLL_CELLS (1 << 20)
 
 /* Max-pool rule, per channel: a NaN already held stays; otherwise a NaN or a
  * strictly larger value replaces the held one (so the first maximum wins).
@@ -141,7 +144,9 @@ pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d)
     return PYCNN_OK;
 }
 
-static pycnn_status run(const pycnn_pool2d_desc *d, const void *x, const void *dy, void *out,
+/* indices (NULL for the plain passes): written by forward, read by backward
+ * instead of x (then NULL). */
+static pycnn_status run(const pycnn_pool2d_desc *d, const void *x, const void *dy, void *out, int32_t *indices,
                         int backward)
 {
     if (d == NULL)
@@ -152,26 +157,49 @@ static pycnn_status run(const pycnn_pool2d_desc *d, const void *x, const void *d
         return st;
     if (checked.oh != d->oh || checked.ow != d->ow)
         return PYCNN_ERR_BAD_OUTPUT_SIZE;
+    if (indices != NULL) {
+        if (d->mode != PYCNN_POOL_MAX)
+            return PYCNN_ERR_BAD_PARAMETER;
+        int64_t plane;
+        if (!mul_ok(d->h, d->w, &plane) || plane > INT32_MAX)
+            return PYCNN_ERR_INDEX_RANGE;
+    }
     if (d->n == 0)
         return PYCNN_OK;
-    if (x == NULL || out == NULL || (backward && dy == NULL))
+    if ((x == NULL && !(backward && indices != NULL)) || out == NULL || (backward && dy == NULL))
         return PYCNN_ERR_NULL_POINTER;
     if (d->dtype == PYCNN_FLOAT32) {
 #if defined(__x86_64__) && defined(PYCNN_HAVE_X86_KERNELS)
         if (strcmp(pycnn_isa(), "ref") != 0)
-            return pool_run_f32_avx2(d, x, dy, out, backward);
+            return pool_run_f32_avx2(d, x, dy, out, indices, backward);
 #endif
-        return pool_run_f32(d, x, dy, out, backward);
+        return pool_run_f32(d, x, dy, out, indices, backward);
     }
-    return pool_run_f64(d, x, dy, out, backward);
+    return pool_run_f64(d, x, dy, out, indices, backward);
 }
 
 pycnn_status pycnn_pool2d_forward(const pycnn_pool2d_desc *d, const void *x, void *y)
 {
-    return run(d, x, NULL, y, 0);
+    return run(d, x, NULL, y, NULL, 0);
 }
 
 pycnn_status pycnn_pool2d_backward(const pycnn_pool2d_desc *d, const void *x, const void *dy, void *dx)
 {
-    return run(d, x, dy, dx, 1);
+    return run(d, x, dy, dx, NULL, 1);
+}
+
+pycnn_status pycnn_pool2d_forward_indices(const pycnn_pool2d_desc *d, const void *x, void *y, int32_t *indices)
+{
+    if (indices == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    return run(d, x, NULL, y, indices, 0);
+}
+
+pycnn_status pycnn_pool2d_backward_indices(const pycnn_pool2d_desc *d, const int32_t *indices, const void *dy,
+                                           void *dx)
+{
+    if (indices == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    /* The passes share one indices pointer; backward only reads through it. */
+    return run(d, NULL, dy, dx, (int32_t *)indices, 1);
 }

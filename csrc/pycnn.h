@@ -42,6 +42,8 @@ typedef enum {
     PYCNN_ERR_WORKSPACE_TOO_SMALL,  /* caller's workspace is smaller than asked */
     PYCNN_ERR_INTERRUPTED,          /* the interrupt poll asked to stop       */
     PYCNN_ERR_BAD_PARAMETER,        /* a mode or scalar parameter is out of range */
+    PYCNN_ERR_BAD_INDEX,            /* a stored pooling index is outside its window */
+    PYCNN_ERR_INDEX_RANGE,          /* an image plane has more positions than int32 holds */
     PYCNN_STATUS_COUNT
 } pycnn_status;
 
@@ -159,6 +161,18 @@ pycnn_status pycnn_pool2d_check(pycnn_pool2d_desc *d);
 pycnn_status pycnn_pool2d_forward(const pycnn_pool2d_desc *d, const void *x, void *y);
 pycnn_status pycnn_pool2d_backward(const pycnn_pool2d_desc *d,
                                    const void *x, const void *dy, void *dx);
+
+/* Max pooling with stored argmax (mode PYCNN_POOL_MAX, h * w <= INT32_MAX).
+ * indices [n, oh, ow, c] int32: per output element, the position iy * w + ix
+ * in its image plane of the cell pycnn_pool2d_backward routes that dy to.
+ * backward_indices needs no x: dx = 0, then dx[n, iy, ix, c] += dy[n, oy, ox, c]
+ * in (oy, ox) order, so dx equals pycnn_pool2d_backward's bit for bit.  Every
+ * index is checked against its own window: one outside it gives
+ * PYCNN_ERR_BAD_INDEX (dx is then unspecified; nothing outside dx is written). */
+pycnn_status pycnn_pool2d_forward_indices(const pycnn_pool2d_desc *d, const void *x,
+                                          void *y, int32_t *indices);
+pycnn_status pycnn_pool2d_backward_indices(const pycnn_pool2d_desc *d,
+                                           const int32_t *indices, const void *dy, void *dx);
 
 /* ---- Element-wise activations (any shape, seen as a flat array) ---- */
 typedef enum {

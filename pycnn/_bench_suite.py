@@ -234,8 +234,18 @@ def _pool_cases(torch, id_, x, mode, k, s, p):
             # count_include_pad=False is Keras's (and pycnn's) rule for padded windows
             t_fwd = lambda: F.avg_pool2d(tx, k, s, p, count_include_pad=False)
             t_bwd = lambda: aten.avg_pool2d_backward(tdy, tx, [k, k], [s, s], [p, p], False, False, None)
-    return [LayerCase(id_, "fwd", "GB", fwd_bytes, lambda: forward(x, k, s, pad), t_fwd),
-            LayerCase(id_, "bwd", "GB", bwd_bytes, lambda: backward(dy, x, k, s, pad), t_bwd)]
+    cases = [LayerCase(id_, "fwd", "GB", fwd_bytes, lambda: forward(x, k, s, pad), t_fwd),
+             LayerCase(id_, "bwd", "GB", bwd_bytes, lambda: backward(dy, x, k, s, pad), t_bwd)]
+    if mode == "max":
+        # Stored argmax (what the layers and PyTorch's autograd use): the forward also
+        # writes int32 indices, the backward reads them instead of x.
+        _, stored = forward(x, k, s, pad, return_indices=True)
+        t_fwd_indices = None if torch is None else (lambda: F.max_pool2d(tx, k, s, p, return_indices=True))
+        cases += [LayerCase(id_, "fwd(idx)", "GB", fwd_bytes + stored.nbytes,
+                            lambda: forward(x, k, s, pad, return_indices=True), t_fwd_indices),
+                  LayerCase(id_, "bwd(idx)", "GB", x.nbytes + dy.nbytes + stored.nbytes,
+                            lambda: backward(dy, x, k, s, pad, indices=stored), t_bwd)]
+    return cases
 
 
 def _dense_cases(torch, id_, x, kernel, backward=True, weight_bound=False):
@@ -422,8 +432,12 @@ class OpsNet:
                 out = ops.conv2d(x, w, b, padding=layer[4], algorithm=self._conv_algorithm(layer), activation="relu")
                 tape.append((kind, x, out, wi))
                 x, wi = out, wi + 1
+            elif kind == "pool" and keep:
+                # Training keeps the argmax for the backward, as the layers do.
+                y, indices = ops.max_pool2d(x, 2, return_indices=True)
+                tape.append((kind, x, indices))
+                x = y
             elif kind == "pool":
-                tape.append((kind, x))
                 x = ops.max_pool2d(x, 2)
             elif kind == "flatten":
                 tape.append((kind, x.shape))
@@ -448,7 +462,7 @@ class OpsNet:
         for layer, record in zip(reversed(self.spec), reversed(tape)):
             kind = record[0]
             if kind == "pool":
-                g = ops.max_pool2d_backward(g, record[1], 2)
+                g = ops.max_pool2d_backward(g, record[1], 2, indices=record[2])
             elif kind == "flatten":
                 g = g.reshape(record[1])
             else:

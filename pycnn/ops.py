@@ -686,7 +686,8 @@ def col2im(cols, input_shape, kernel_size, strides=1, padding="valid", dilation_
 _POOL_MAX, _POOL_AVG = 0, 1
 
 
-def _pool(op, mode, rank, x, pool_size, strides, padding, data_format, dy=None):
+def _pool(op, mode, rank, x, pool_size, strides, padding, data_format, dy=None, return_indices=False,
+          indices=None):
     data_format = check_data_format(op, data_format)
     x = as_float_array(op, "input", x)
     dy = None if dy is None else as_float_array(op, "dy", dy)
@@ -713,19 +714,60 @@ def _pool(op, mode, rank, x, pool_size, strides, padding, data_format, dy=None):
         out_sizes.append((n + before + after - k) // s + 1)
     out_shape = (x.shape[0],) + tuple(out_sizes) + (x.shape[-1],)
     geometry = (mode,) + _pool_engine_geometry(rank, pool_size, strides, pads)
-    x = _contiguous(x, dtype)
+    if return_indices or indices is not None:
+        _check_index_plane(op, spatial)
     if dy is None:
+        x = _contiguous(x, dtype)
         y = _empty(op, "output", out_shape, dtype)
-        _engine.pool2d_forward(_as_2d(x, rank), _as_2d(y, rank), geometry)
-        return _to_first(y, rank) if data_format == "channels_first" else y
+        if not return_indices:
+            _engine.pool2d_forward(_as_2d(x, rank), _as_2d(y, rank), geometry)
+            return _to_first(y, rank) if data_format == "channels_first" else y
+        positions = _empty(op, "indices", out_shape, np.int32, extra_bytes=y.nbytes)
+        _engine.pool2d_forward_indices(_as_2d(x, rank), _as_2d(y, rank), _as_2d(positions, rank), geometry)
+        if data_format == "channels_first":
+            return _to_first(y, rank), _to_first(positions, rank)
+        return y, positions
     if data_format == "channels_first":
         dy = _to_last(dy, rank)
     if dy.shape != out_shape:
         raise ValueError(f"{op}: dy must have the forward output's shape {shape_str(out_shape)} "
                          f"(channels_last); got {shape_str(dy.shape)}")
+    dy = _contiguous(dy, dtype)
     dx = _empty(op, "dx", x.shape, dtype)
-    _engine.pool2d_backward(_as_2d(x, rank), _as_2d(_contiguous(dy, dtype), rank), _as_2d(dx, rank), geometry)
+    if indices is None:
+        _engine.pool2d_backward(_as_2d(_contiguous(x, dtype), rank), _as_2d(dy, rank), _as_2d(dx, rank), geometry)
+    else:
+        # x only gives the input's shape here: it is neither read nor copied.
+        indices = _check_indices(op, indices, out_shape, data_format, rank)
+        _engine.pool2d_backward_indices(_as_2d(indices, rank), _as_2d(dy, rank), _as_2d(dx, rank), geometry, op)
     return _to_first(dx, rank) if data_format == "channels_first" else dx
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _check_index_plane(op, spatial):
+    positions = _checked_count(op, "image plane", spatial)
+    if positions > _INT32_MAX:
+        raise ValueError(f"{op}: the image plane must have at most 2**31 - 1 positions for int32 indices; got "
+                         f"{' * '.join(str(n) for n in spatial)} = {positions}")
+
+
+def _check_indices(op, indices, out_shape, data_format, rank):
+    """The stored positions as a C-contiguous native int32 array in channels_last."""
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"{op}: indices must be the int32 NumPy array returned with return_indices=True; "
+                        f"got {type(indices).__name__}")
+    if indices.dtype.kind != "i" or indices.dtype.itemsize != 4:
+        raise TypeError(f"{op}: indices must have dtype int32 (as returned with return_indices=True); "
+                        f"got {indices.dtype}")
+    expected = out_shape if data_format == "channels_last" else (out_shape[0], out_shape[-1]) + out_shape[1:-1]
+    if indices.shape != expected:
+        raise ValueError(f"{op}: indices must have the forward output's shape {shape_str(expected)}; "
+                         f"got {shape_str(indices.shape)}")
+    if data_format == "channels_first":
+        indices = _to_last(indices, rank)
+    return _contiguous(indices, np.int32)
 
 
 def _pool_engine_geometry(rank, pool_size, strides, pads):
@@ -734,23 +776,45 @@ def _pool_engine_geometry(rank, pool_size, strides, pads):
     return (pool_size[0], pool_size[1], strides[0], strides[1], pads[0][0], pads[0][1], pads[1][0], pads[1][1])
 
 
-def max_pool1d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
-    """Max over windows of (N, L, C); padded cells never win; NaN propagates."""
-    return _pool("max_pool1d", _POOL_MAX, 1, x, pool_size, strides, padding, data_format)
+def max_pool1d(x, pool_size, strides=None, padding="valid", data_format="channels_last", return_indices=False):
+    """Max over windows of (N, L, C); padded cells never win; NaN propagates.
+
+    return_indices=True returns (y, indices): int32, shaped like y, each the
+    position along L of the cell its output came from (the one
+    max_pool1d_backward sends the gradient to)."""
+    return _pool("max_pool1d", _POOL_MAX, 1, x, pool_size, strides, padding, data_format,
+                 return_indices=return_indices)
 
 
-def max_pool1d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last"):
-    return _pool("max_pool1d_backward", _POOL_MAX, 1, x, pool_size, strides, padding, data_format, dy=dy)
+def max_pool1d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last",
+                        indices=None):
+    """dx; with the forward's indices, x only gives the input shape (the same dx, faster)."""
+    return _pool("max_pool1d_backward", _POOL_MAX, 1, x, pool_size, strides, padding, data_format, dy=dy,
+                 indices=indices)
 
 
-def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):
-    """Max over windows of (N, H, W, C); strides default to pool_size."""
-    return _pool("max_pool2d", _POOL_MAX, 2, x, pool_size, strides, padding, data_format)
+def max_pool2d(x, pool_size, strides=None, padding="valid", data_format="channels_last", return_indices=False):
+    """Max over windows of (N, H, W, C); strides default to pool_size.
+
+    return_indices=True returns (y, indices): int32, shaped like y, each the
+    position iy * W + ix within its image plane (per image and channel, as
+    PyTorch's) of the cell its output came from: the first maximal cell of the
+    window in row-major order, the first NaN if there is one, never a padded
+    cell.  The plane must have at most 2**31 - 1 positions."""
+    return _pool("max_pool2d", _POOL_MAX, 2, x, pool_size, strides, padding, data_format,
+                 return_indices=return_indices)
 
 
-def max_pool2d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last"):
-    """dx: each dy goes to the first maximal cell of its window (row-major order)."""
-    return _pool("max_pool2d_backward", _POOL_MAX, 2, x, pool_size, strides, padding, data_format, dy=dy)
+def max_pool2d_backward(dy, x, pool_size, strides=None, padding="valid", data_format="channels_last",
+                        indices=None):
+    """dx: each dy goes to the first maximal cell of its window (row-major order).
+
+    With indices from max_pool2d(..., return_indices=True) the cells are read
+    from them instead of being found again in x (x then only gives the input
+    shape); dx is bit for bit the same.  An index outside its own window is a
+    ValueError."""
+    return _pool("max_pool2d_backward", _POOL_MAX, 2, x, pool_size, strides, padding, data_format, dy=dy,
+                 indices=indices)
 
 
 def avg_pool1d(x, pool_size, strides=None, padding="valid", data_format="channels_last"):

@@ -41,6 +41,9 @@ DYT = rng.standard_normal((2, 12, 12, 4)).astype(np.float32)
 DYP = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
 DYP1 = rng.standard_normal((2, 4, 3)).astype(np.float32)
 DYG = rng.standard_normal((2, 3)).astype(np.float32)
+IDX = ops.max_pool2d(X, 2, return_indices=True)[1]                 # stored max-pool indices for DYP
+IDX_FORGED = IDX.copy()
+IDX_FORGED[1, 2, 2, 2] = 0                                           # a cell of another window
 XD = rng.standard_normal((5, 7)).astype(np.float32)
 WDN = rng.standard_normal((7, 4)).astype(np.float32)
 DYDN = rng.standard_normal((5, 4)).astype(np.float32)
@@ -90,6 +93,8 @@ CASES = {
     "avg_pool2d": lambda: ops.avg_pool2d(X, 3, strides=2, padding="same"),
     "avg_pool2d_backward": lambda: ops.avg_pool2d_backward(DYP, X, 3, strides=2, padding="same"),
     "max_pool1d": lambda: ops.max_pool1d(X1, 2),
+    "max_pool2d_indices": lambda: ops.max_pool2d(X, 2, return_indices=True),
+    "max_pool2d_backward_indices": lambda: ops.max_pool2d_backward(DYP, X, 2, indices=IDX),
     "avg_pool1d_backward": lambda: ops.avg_pool1d_backward(DYP1, X1, 2),
     "global_avg_pool2d": lambda: ops.global_avg_pool2d(X),
     "global_max_pool2d_backward": lambda: ops.global_max_pool2d_backward(DYG, X),
@@ -117,6 +122,7 @@ CASES = {
     "err_conv2d_channels": raises(ValueError, ops.conv2d, X, np.ones((3, 3, 2, 4), np.float32)),
     "err_conv2d_backward_dy_shape": raises(ValueError, ops.conv2d_backward, DYP, X, W),
     "err_pool_size0": raises(ValueError, ops.max_pool2d, X, 0),
+    "err_pool_forged_index": raises(ValueError, ops.max_pool2d_backward, DYP, X, 2, indices=IDX_FORGED),
     "err_memory_limit": raises(MemoryError, ops.conv2d, np.ones((1, 4096, 4096, 1), np.float32)[:, ::1],
                                np.ones((1, 1, 1, 4096), np.float32)),
     "err_dense_features": raises(ValueError, ops.dense, XD, W1),
@@ -143,6 +149,11 @@ CASES = {
                                         np.empty((2, 8, 8, 4), np.float32), None, (1, 1, 1, 1, 5, 0)),
     "err_engine_pool_padding": raises(ValueError, _engine.pool2d_forward, X, np.empty((2, 3, 3, 3), np.float32),
                                       (0, 2, 2, 2, 2, 2, 0, 0, 0)),
+    "err_engine_pool_index_dtype": raises(TypeError, _engine.pool2d_backward_indices, IDX.astype(np.int64), DYP,
+                                          np.empty_like(X), (0, 2, 2, 2, 2, 0, 0, 0, 0), "op"),
+    "err_engine_pool_index_shape": raises(ValueError, _engine.pool2d_forward_indices, X,
+                                          np.empty((2, 3, 3, 3), np.float32), np.empty((2, 3, 3, 2), np.int32),
+                                          (0, 2, 2, 2, 2, 0, 0, 0, 0)),
     "err_engine_activation_mode": raises(ValueError, _engine.activation_forward, X, np.empty_like(X), (9, 0.0)),
     "err_engine_activation_dx_shape": raises(ValueError, _engine.activation_backward, XF, X, np.empty(3, np.float32),
                                              (0, 0.0)),

@@ -364,6 +364,19 @@ def max_pool2d_backward(dy, x, pool_size, strides=None, padding="valid"):
     return dx
 
 
+def max_pool2d_indices(x, pool_size, strides=None, padding="valid"):
+    """Per output element, the position r * W + c (in its image plane) of the cell
+    max_pool2d_backward routes its gradient to: the window's first maximal cell."""
+    x = _f64(x)
+    (oh, ow), windows = _pool_windows(x.shape, pool_size, strides, padding)
+    indices = np.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=np.int64)
+    for (i, j), cells in windows.items():
+        vals = np.stack([x[:, r, c, :] for r, c in cells], axis=1)
+        positions = np.array([r * x.shape[2] + c for r, c in cells])
+        indices[:, i, j, :] = positions[np.argmax(vals, axis=1)]   # first maximum; first NaN if any
+    return indices
+
+
 def avg_pool2d(x, pool_size, strides=None, padding="valid"):
     x = _f64(x)
     (oh, ow), windows = _pool_windows(x.shape, pool_size, strides, padding)
@@ -402,6 +415,11 @@ def avg_pool1d(x, pool_size, strides=None, padding="valid"):
 def max_pool1d_backward(dy, x, pool_size, strides=None, padding="valid"):
     x2, k, s, p = _pool1d_as_2d(x, pool_size, strides, padding)
     return max_pool2d_backward(_f64(dy)[:, None], x2, k, s, p)[:, 0]
+
+
+def max_pool1d_indices(x, pool_size, strides=None, padding="valid"):
+    """Positions along L (the 2-D positions with H = 1)."""
+    return max_pool2d_indices(*_pool1d_as_2d(x, pool_size, strides, padding))[:, 0]
 
 
 def avg_pool1d_backward(dy, x, pool_size, strides=None, padding="valid"):

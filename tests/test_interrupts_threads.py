@@ -131,11 +131,19 @@ def test_ctrl_c_during_long_op(name):
                                   ops.conv2d(small_x.copy(), small_w.copy(), padding="same"))
 
 
+def indices_backward(x, pool, strides):
+    """max_pool2d_backward from stored indices, its inputs made before it runs."""
+    y, indices = ops.max_pool2d(x, pool, strides, return_indices=True)
+    dy = np.ones_like(y)
+    return lambda: ops.max_pool2d_backward(dy, x, pool, strides, indices=indices)
+
+
 # One image whose height grows with the scale: the batch stays 1.
 SINGLE_IMAGE_OPS = {
     "conv2d": lambda k: (lambda x=normal(1, 512 * k, 512, 32), w=normal(5, 5, 32, 32):
                          ops.conv2d(x, w, padding="same")),
     "max_pool2d": lambda k: (lambda x=normal(1, 1024 * k, 1024, 16): ops.max_pool2d(x, 5, strides=1)),
+    "max_pool2d_backward_indices": lambda k: indices_backward(normal(1, 1024 * k, 1024, 16), 5, 1),
 }
 
 
@@ -217,6 +225,10 @@ THREAD_OPS = {
     "conv2d_transpose_backward": lambda: ops.conv2d_transpose_backward(
         np.ones((4, 24, 24, 8), np.float32), SMALL_X, SMALL_W.transpose(0, 1, 3, 2), strides=2, padding="same"),
     "max_pool2d_backward": lambda: ops.max_pool2d_backward(np.ones((4, 6, 6, 6), np.float32), SMALL_X, 2),
+    "max_pool2d_indices": lambda: ops.max_pool2d(SMALL_X, 3, 2, "same", return_indices=True),
+    "max_pool2d_backward_indices": lambda: ops.max_pool2d_backward(
+        np.ones((4, 6, 6, 6), np.float32), SMALL_X, 3, 2, "same",
+        indices=ops.max_pool2d(SMALL_X, 3, 2, "same", return_indices=True)[1]),
     "avg_pool2d": lambda: ops.avg_pool2d(SMALL_X, 3, strides=2, padding="same"),
     "col2im": lambda: ops.col2im(ops.im2col(SMALL_X, 3), SMALL_X.shape, 3),
     "dense_backward": lambda: ops.dense_backward(normal(30, 5) * 0 + 1, SMALL_X.reshape(-1, 72)[:30],

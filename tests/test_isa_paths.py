@@ -156,7 +156,7 @@ def test_forced_isa_matches_numpy_float64(isa):
 # the SIMD packing, pooling and activation variants follow the GEMM's ISA.
 ENGINE_PATH_SUITES = ["tests/test_conv_engine_paths.py", "tests/test_pool_kernels.py",
                       "tests/test_activation_batchnorm_engine.py", "tests/test_threads_determinism.py",
-                      "tests/test_fused_activation.py", "tests/test_winograd.py"]
+                      "tests/test_fused_activation.py", "tests/test_winograd.py", "tests/test_pool_indices.py"]
 
 
 @pytest.mark.parametrize("isa", ["ref", "avx2", "avx512"])

@@ -33,6 +33,56 @@ static int pool_desc(pycnn_pool2d_desc *d, PyArrayObject *x, PyArrayObject *y, c
     return require_shape(y, op, "output", dtype, 4, y_dims);
 }
 
+/* "O&" converter: an int32 array of stored max-pool indices -> C-contiguous,
+ * aligned, native-byte-order array (a copy when needed). */
+static int as_index_array(PyObject *obj, PyArrayObject **out)
+{
+    if (obj == NULL) {   /* cleanup call from PyArg_Parse* */
+        Py_CLEAR(*out);
+        return 1;
+    }
+    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_INT32) {
+        PyErr_SetString(PyExc_TypeError, "indices must be an int32 NumPy array");
+        return 0;
+    }
+    *out = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_INT32, NPY_ARRAY_IN_ARRAY);
+    return *out == NULL ? 0 : Py_CLEANUP_SUPPORTED;
+}
+
+/* "O&" converter: an existing writable, C-contiguous, aligned int32 array for indices. */
+static int as_index_output(PyObject *obj, PyArrayObject **out)
+{
+    if (obj == NULL) {
+        Py_CLEAR(*out);
+        return 1;
+    }
+    if (!PyArray_Check(obj) || !PyArray_ISCARRAY((PyArrayObject *)obj) ||
+        PyArray_ISBYTESWAPPED((PyArrayObject *)obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_INT32) {
+        PyErr_SetString(PyExc_ValueError, "indices output must be a writable, C-contiguous, aligned int32 array");
+        return 0;
+    }
+    Py_INCREF(obj);
+    *out = (PyArrayObject *)obj;
+    return Py_CLEANUP_SUPPORTED;
+}
+
+/* 0 when indices has y's shape (n, oh, ow, c); -1 with ValueError naming both. */
+static int require_index_shape(PyArrayObject *indices, const pycnn_pool2d_desc *d, const char *op)
+{
+    const npy_intp dims[4] = {d->n, d->oh, d->ow, d->c};
+    int ok = PyArray_NDIM(indices) == 4;
+    for (int i = 0; ok && i < 4; i++)
+        ok = PyArray_DIM(indices, i) == dims[i];
+    if (ok)
+        return 0;
+    PyObject *shape = PyObject_GetAttrString((PyObject *)indices, "shape");
+    if (shape != NULL)
+        PyErr_Format(PyExc_ValueError, "%s: indices must have the output's shape (%zd, %zd, %zd, %zd); got %R",
+                     op, dims[0], dims[1], dims[2], dims[3], shape);
+    Py_XDECREF(shape);
+    return -1;
+}
+
 static PyObject *pool2d_forward(PyObject *self, PyObject *args)
 {
     PyArrayObject *x = NULL, *y = NULL;
@@ -71,8 +121,51 @@ done:
     return result;
 }
 
+static PyObject *pool2d_forward_indices(PyObject *self, PyObject *args)
+{
+    PyArrayObject *x = NULL, *y = NULL, *indices = NULL;
+    PyObject *result = NULL;
+    pycnn_pool2d_desc d = {0};
+    if (!PyArg_ParseTuple(args, "O&O&O&O&", as_input_array, &x, as_output_array, &y, as_index_output, &indices,
+                          pool_geometry, &d) ||
+        pool_desc(&d, x, y, "pool2d") < 0 || require_index_shape(indices, &d, "pool2d") < 0)
+        goto done;
+    pycnn_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pycnn_pool2d_forward_indices(&d, PyArray_DATA(x), PyArray_DATA(y), PyArray_DATA(indices));
+    Py_END_ALLOW_THREADS
+    result = st == PYCNN_OK ? Py_NewRef(Py_None) : raise_status(st, "pool2d");
+done:
+    Py_XDECREF(x); Py_XDECREF(y); Py_XDECREF(indices);
+    return result;
+}
+
+/* (indices, dy, dx, geometry, op): dx's shape is the input's; op names the
+ * caller in errors, since a forged index is the caller's data. */
+static PyObject *pool2d_backward_indices(PyObject *self, PyObject *args)
+{
+    PyArrayObject *indices = NULL, *dy = NULL, *dx = NULL;
+    PyObject *result = NULL;
+    pycnn_pool2d_desc d = {0};
+    const char *op;
+    if (!PyArg_ParseTuple(args, "O&O&O&O&s", as_index_array, &indices, as_input_array, &dy, as_output_array, &dx,
+                          pool_geometry, &d, &op) ||
+        pool_desc(&d, dx, dy, op) < 0 || require_index_shape(indices, &d, op) < 0)
+        goto done;
+    pycnn_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pycnn_pool2d_backward_indices(&d, PyArray_DATA(indices), PyArray_DATA(dy), PyArray_DATA(dx));
+    Py_END_ALLOW_THREADS
+    result = st == PYCNN_OK ? Py_NewRef(Py_None) : raise_status(st, op);
+done:
+    Py_XDECREF(indices); Py_XDECREF(dy); Py_XDECREF(dx);
+    return result;
+}
+
 PyMethodDef pycnn_pool_methods[] = {
     {"pool2d_forward", pool2d_forward, METH_VARARGS, NULL},
     {"pool2d_backward", pool2d_backward, METH_VARARGS, NULL},
+    {"pool2d_forward_indices", pool2d_forward_indices, METH_VARARGS, NULL},
+    {"pool2d_backward_indices", pool2d_backward_indices, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -2,8 +2,12 @@
 
 Keras semantics: strides default to pool_size; 'same' max pooling never picks a padded
 cell and 'same' average pooling leaves padded cells out of the divisor (both done by
-``pycnn.ops``). channels_first input is transposed at the boundary.
+``pycnn.ops``). channels_first input is transposed at the boundary. Max pooling keeps
+the forward's argmax indices for its backward (as PyTorch does) rather than searching
+x again; the gradient is the same bit for bit.
 """
+import math
+
 from pycnn import ops
 from pycnn.layers import _utils as U
 from pycnn.layers.base import Layer
@@ -21,6 +25,7 @@ class BasePooling(Layer):
         self.padding = U.normalize_padding(padding, where)
         self.data_format = U.normalize_data_format(data_format, where)
         self._x = None
+        self._indices = None   # max: the forward's argmax positions, for backward
 
     def _ops(self):
         table = {(1, "max"): (ops.max_pool1d, ops.max_pool1d_backward),
@@ -54,13 +59,19 @@ class BasePooling(Layer):
         forward, _ = self._ops()
         self._x = x
         self._last_inputs = inputs
-        return U.to_channels_first(forward(x, **self._args()), self.data_format)
+        # int32 indices hold positions of planes up to 2**31 - 1 cells; beyond, backward searches x.
+        if self.mode == "max" and math.prod(x.shape[1:-1]) <= 2**31 - 1:
+            y, self._indices = forward(x, return_indices=True, **self._args())
+        else:
+            y, self._indices = forward(x, **self._args()), None
+        return U.to_channels_first(y, self.data_format)
 
     def backward(self, grad):
         self._require_call()
         _, backward = self._ops()
         dy = U.to_channels_last(self._cast(grad), self.data_format)
-        return U.to_channels_first(backward(dy, self._x, **self._args()), self.data_format)
+        stored = {} if self._indices is None else {"indices": self._indices}
+        return U.to_channels_first(backward(dy, self._x, **self._args(), **stored), self.data_format)
 
     def get_config(self):
         config = super().get_config()
