@@ -1,21 +1,52 @@
 /* GEMM driver template: included by gemm.c with T, FN(name) and UKERNEL set. */
 
+/* Packs the kb x nb row-major block src (rows ld apart) into W-column panels
+ * (row p of a panel at p * W, panels kb * W apart), zero-padded: B as stored,
+ * and A when stored transposed.  PACK_ROWS rows at a time, written to every
+ * panel in turn: each source row is read once, sequentially, and each panel
+ * gets a contiguous run of PACK_ROWS * W values.  Twice as fast as one panel
+ * at a time (a stride-ld column walk) and leaves the panels warmer for the
+ * kernel (1024^3: +5%, 16 x 1024 x 1024: +13%). */
+static void FN(pack_row_panels)(const T *src, int64_t ld, int64_t kb, int64_t nb, int64_t W,
+                                T *restrict out)
+{
+    enum { PACK_ROWS = 8 };
+    const int64_t full = nb / W * W;   /* columns in whole panels */
+    for (int64_t q = 0; q < kb; q += PACK_ROWS, src += PACK_ROWS * ld) {
+        const int64_t rows = min64(PACK_ROWS, kb - q);
+        T *dst = out + q * W;
+        for (int64_t jr = 0; jr < full; jr += W, dst += kb * W)
+            for (int64_t p = 0; p < rows; p++)
+                for (int64_t j = 0; j < W; j++)
+                    dst[p * W + j] = src[p * ld + jr + j];
+        if (full < nb)   /* dst is now the last, partial panel */
+            for (int64_t p = 0; p < rows; p++) {
+                for (int64_t j = 0; j < nb - full; j++)
+                    dst[p * W + j] = src[p * ld + full + j];
+                for (int64_t j = nb - full; j < W; j++)
+                    dst[p * W + j] = 0;
+            }
+    }
+}
+
 /* Packs the mb x kb block of A at (i0, p0) into MR-row panels, zero-padded. */
 static void FN(pack_a)(const gemm_args *g, const T *a, int64_t i0, int64_t p0,
                        int64_t mb, int64_t kb, int64_t MR, T *restrict out)
 {
+    if (g->trans_a) {   /* A is stored [k, m]: its rows are the panels' rows */
+        FN(pack_row_panels)(a + p0 * g->lda + i0, g->lda, kb, mb, MR, out);
+        return;
+    }
     for (int64_t ir = 0; ir < mb; ir += MR) {
         const int64_t mr = min64(MR, mb - ir);
-        if (!g->trans_a && mr == MR && UKERNEL.pack_a != NULL) {
+        if (mr == MR && UKERNEL.pack_a != NULL) {
             UKERNEL.pack_a(kb, a + (i0 + ir) * g->lda + p0, g->lda, out);
             out += MR * kb;
             continue;
         }
         for (int64_t p = 0; p < kb; p++) {
-            for (int64_t i = 0; i < mr; i++) {
-                const int64_t row = i0 + ir + i, col = p0 + p;
-                out[i] = g->trans_a ? a[col * g->lda + row] : a[row * g->lda + col];
-            }
+            for (int64_t i = 0; i < mr; i++)
+                out[i] = a[(i0 + ir + i) * g->lda + p0 + p];
             for (int64_t i = mr; i < MR; i++)
                 out[i] = 0;
             out += MR;
@@ -27,49 +58,41 @@ static void FN(pack_a)(const gemm_args *g, const T *a, int64_t i0, int64_t p0,
 static void FN(pack_b)(const gemm_args *g, const T *b, int64_t p0, int64_t j0,
                        int64_t kb, int64_t nb, int64_t NR, T *restrict out)
 {
-    for (int64_t jr = 0; jr < nb; jr += NR) {
+    if (!g->trans_b) {
+        FN(pack_row_panels)(b + p0 * g->ldb + j0, g->ldb, kb, nb, NR, out);
+        return;
+    }
+    /* B is stored [n, k]: read 8 stored rows side by side, each sequentially,
+     * and write 8 adjacent panel entries per step (one row at a time would
+     * store with a stride of NR). */
+    for (int64_t jr = 0; jr < nb; jr += NR, out += kb * NR) {
         const int64_t nr = min64(NR, nb - jr);
-        if (g->trans_b) {
-            /* B is stored [n, k]: read 8 stored rows side by side, each
-             * sequentially, and write 8 adjacent panel entries per step (one
-             * row at a time would store with a stride of NR). */
-            int64_t j = 0;
-            for (; j + 8 <= nr && UKERNEL.transpose8 != NULL; j += 8)
-                UKERNEL.transpose8(kb, b + (j0 + jr + j) * g->ldb + p0, g->ldb, out + j, NR);
-            for (; j + 8 <= nr; j += 8) {
-                const T *src = b + (j0 + jr + j) * g->ldb + p0;
-                const int64_t ld = g->ldb;
-                for (int64_t p = 0; p < kb; p++) {
-                    T *dst = out + p * NR + j;
-                    dst[0] = src[p];
-                    dst[1] = src[ld + p];
-                    dst[2] = src[2 * ld + p];
-                    dst[3] = src[3 * ld + p];
-                    dst[4] = src[4 * ld + p];
-                    dst[5] = src[5 * ld + p];
-                    dst[6] = src[6 * ld + p];
-                    dst[7] = src[7 * ld + p];
-                }
+        int64_t j = 0;
+        for (; j + 8 <= nr && UKERNEL.transpose8 != NULL; j += 8)
+            UKERNEL.transpose8(kb, b + (j0 + jr + j) * g->ldb + p0, g->ldb, out + j, NR);
+        for (; j + 8 <= nr; j += 8) {
+            const T *src = b + (j0 + jr + j) * g->ldb + p0;
+            const int64_t ld = g->ldb;
+            for (int64_t p = 0; p < kb; p++) {
+                T *dst = out + p * NR + j;
+                dst[0] = src[p];
+                dst[1] = src[ld + p];
+                dst[2] = src[2 * ld + p];
+                dst[3] = src[3 * ld + p];
+                dst[4] = src[4 * ld + p];
+                dst[5] = src[5 * ld + p];
+                dst[6] = src[6 * ld + p];
+                dst[7] = src[7 * ld + p];
             }
-            for (; j < nr; j++) {
-                const T *src = b + (j0 + jr + j) * g->ldb + p0;
-                for (int64_t p = 0; p < kb; p++)
-                    out[p * NR + j] = src[p];
-            }
+        }
+        for (; j < nr; j++) {
+            const T *src = b + (j0 + jr + j) * g->ldb + p0;
             for (int64_t p = 0; p < kb; p++)
-                for (int64_t jj = nr; jj < NR; jj++)
-                    out[p * NR + jj] = 0;
-            out += kb * NR;
-            continue;
+                out[p * NR + j] = src[p];
         }
-        for (int64_t p = 0; p < kb; p++) {
-            const T *src = b + (p0 + p) * g->ldb + j0 + jr;
-            for (int64_t j = 0; j < nr; j++)
-                out[j] = src[j];
-            for (int64_t j = nr; j < NR; j++)
-                out[j] = 0;
-            out += NR;
-        }
+        for (int64_t p = 0; p < kb; p++)
+            for (int64_t jj = nr; jj < NR; jj++)
+                out[p * NR + jj] = 0;
     }
 }
 

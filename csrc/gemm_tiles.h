@@ -3,9 +3,13 @@
 #define PYCNN_GEMM_TILES_H
 #include <stdint.h>
 
-#define GEMM_KC 256    /* depth of a packed block (an A block stays in L2)        */
+/* KC: a deep block amortizes each C tile's load and store over more FMAs; on
+ * Zen 4 512 beat 128-384 even though a 512 x NR B micro-panel (64 KiB) no
+ * longer fits L1D (it streams from L2, which keeps up).  The MC x KC A block
+ * (192 KiB) stays in L2 and the KC x NC B panel (2 MiB, as before) in L3. */
+#define GEMM_KC 512    /* depth of a packed block                                  */
 #define GEMM_MC 96     /* rows of a packed A block (a multiple of every kernel's MR) */
-#define GEMM_NC 2048   /* columns of a packed B panel (a multiple of every NR)      */
+#define GEMM_NC 1024   /* columns of a packed B panel (a multiple of every NR)      */
 #define GEMM_MR_MAX 8  /* largest MR of any kernel: bounds the packing space        */
 #define GEMM_NR_MAX 32 /* largest NR of any kernel                                 */
 #define GEMM_SMALL_M 4 /* at most this many rows of C: no packing (see gemm_impl.h) */
