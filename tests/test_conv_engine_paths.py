@@ -43,14 +43,6 @@ from tests.reference import assert_matches, random_array
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
 
 
-@pytest.fixture(params=[1, 2], ids=["1T", "2T"])
-def threads(request):
-    before = pycnn.get_num_threads()
-    pycnn.set_num_threads(request.param)
-    yield request.param
-    pycnn.set_num_threads(before)
-
-
 def _check_conv(rng, dtype, x_shape, kernel_shape, with_bias=True, **options):
     x = random_array(rng, x_shape, dtype)
     kernel = random_array(rng, kernel_shape, dtype)

@@ -34,14 +34,6 @@ ACTIVATIONS = {
 }
 
 
-@pytest.fixture(params=[1, 2], ids=["1T", "2T"])
-def threads(request):
-    before = pycnn.get_num_threads()
-    pycnn.set_num_threads(request.param)
-    yield request.param
-    pycnn.set_num_threads(before)
-
-
 def _check_fused(run, z, z_ref, dtype):
     """run(**activation kwargs) is the fused op; z its unfused output, z_ref the float64 reference."""
     for name, (kwargs, separate, reference) in ACTIVATIONS.items():

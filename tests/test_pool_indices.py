@@ -17,6 +17,7 @@ import pytest
 import pycnn
 from pycnn import ops
 from tests import reference as ref
+from tests.test_pool_kernels import BAND_SPLIT_CASES, _run_threads
 
 # Copies for 1, 3, 6, 16 channels; 4- and 8-lane vectors with overlapping or
 # half vectors; groups of 16 or 32 channels and a tail.
@@ -157,24 +158,9 @@ def test_batch_zero_and_one(rng, n):
     assert dx.tobytes() == ops.max_pool2d_backward(np.ones_like(y), x, 2).tobytes()
 
 
-def _run_threads(fn, threads):
-    pycnn.set_num_threads(threads)
-    if pycnn.get_num_threads() != threads:
-        pytest.skip("the engine was built without OpenMP: it always runs on one thread")
-    return fn()
-
-
-# One image large enough to be split into row bands (windows reaching across
-# band edges), and two images at three threads (two bands per image).
-@pytest.mark.parametrize("shape, window", [
-    ((1, 64, 66, 64), (2, 2, "valid")),
-    ((1, 65, 67, 61), (3, 3, "same")),
-    ((1, 66, 64, 70), (3, 2, "same")),
-    ((1, 130, 129, 17), ((3, 2), (1, 2), "valid")),
-    ((1, 67, 65, 16), (5, 2, "same")),
-    ((2, 64, 64, 40), (3, 2, "same")),
-    ((2, 64, 64, 6), (2, 2, "valid")),
-], ids=str)
+# One image split into row bands (windows reaching across band edges), and two
+# images at three threads (two bands per image): the recompute path's cases.
+@pytest.mark.parametrize("shape, window", BAND_SPLIT_CASES, ids=str)
 def test_bit_identical_for_any_thread_count(rng, shape, window):
     pool, strides, padding = window
     x = rng.standard_normal(shape).astype(np.float32)

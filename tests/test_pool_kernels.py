@@ -124,7 +124,7 @@ def _run_threads(fn, threads):
 # windows that overlap the band boundaries (3x3 stride 1 reaches two rows into the
 # next band, 5x5 stride 2 with padding two and a half); and two images at three
 # threads (two bands per image).
-@pytest.mark.parametrize("shape, window", [
+BAND_SPLIT_CASES = [
     ((1, 64, 66, 64), (2, 2, "valid")),
     ((1, 65, 67, 61), (3, 3, "same")),
     ((1, 66, 64, 70), (3, 2, "same")),
@@ -133,7 +133,10 @@ def _run_threads(fn, threads):
     ((1, 67, 65, 16), (5, 2, "same")),
     ((2, 64, 64, 40), (3, 2, "same")),
     ((2, 64, 64, 40), (2, 3, "valid")),
-], ids=str)
+]
+
+
+@pytest.mark.parametrize("shape, window", BAND_SPLIT_CASES, ids=str)
 @pytest.mark.parametrize("mode", ["max", "avg"])
 def test_one_large_image_is_bit_identical_for_any_thread_count(rng, shape, window, mode):
     pool, strides, padding = window

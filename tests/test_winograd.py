@@ -113,14 +113,6 @@ def _random(rng, shape, dtype, spread=0.0):
     return values.astype(dtype)
 
 
-@pytest.fixture(params=[1, 2], ids=["1T", "2T"])
-def threads(request):
-    before = pycnn.get_num_threads()
-    pycnn.set_num_threads(request.param)
-    yield request.param
-    pycnn.set_num_threads(before)
-
-
 SHAPES = [
     # (x shape, c_out, padding)
     ((1, 8, 8, 3), 4, "same"),
