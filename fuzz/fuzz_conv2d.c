@@ -6,9 +6,24 @@
  * Byte layout: flags (bit0 float64, bit1 bias, bit2 NaN data, bit3 interrupt),
  * n h w c_in kh kw c_out groups stride_h stride_w dilation_h dilation_w
  * pad_top pad_bottom pad_left pad_right (one byte each, see take_dim),
- * then seed and interrupt-budget bytes.
+ * then seed and interrupt-budget bytes, then the fused activation: a mode byte
+ * (low 3 bits: 0 none, 1 relu, 2 leaky_relu, 3 clamp, 4-7 invalid modes) and
+ * negative_slope, clamp_lo, clamp_hi bytes (see take_param).  Inputs that end
+ * before the mode byte have no epilogue, as before it existed.
  */
 #include "fuzz_common.h"
+
+/* Modes 4-7 of the mode byte: values outside pycnn_epilogue_mode. */
+static const int bad_epilogue_modes[4] = {4, -1, 1000, INT32_MAX};
+
+/* One byte -> an activation parameter: mostly multiples of 1/8 in [-15.5, 15.4],
+ * sometimes a value that breaks naive code (NaN, infinities, -0, extremes). */
+static double take_param(fuzz_bytes *in)
+{
+    static const double special[8] = {NAN, -NAN, INFINITY, -INFINITY, -0.0, 1e300, -1e300, 1e-310};
+    const uint8_t b = take_u8(in);
+    return b >= 248 ? special[b - 248] : ((double)b - 124.0) / 8.0;
+}
 
 typedef struct {
     pycnn_conv2d_desc d;
@@ -33,6 +48,11 @@ static conv_case decode(fuzz_bytes *in)
     d->pad_left = take_dim(in, 3), d->pad_right = take_dim(in, 3);
     c.seed = take_u8(in) * 2654435761u;
     c.budget = take_u8(in) % 8;
+    const uint8_t mode = take_u8(in) & 7;
+    d->epilogue.mode = (pycnn_epilogue_mode)(mode < 4 ? mode : bad_epilogue_modes[mode - 4]);
+    d->epilogue.negative_slope = take_param(in);
+    d->epilogue.clamp_lo = take_param(in);
+    d->epilogue.clamp_hi = take_param(in);
     return c;
 }
 
@@ -76,6 +96,56 @@ static int oracle(const pycnn_conv2d_desc *d, __int128 *oh, __int128 *ow, int *t
     wt = wt > limit ? wt : wt * d->c_out;
     *too_big = x > limit / size || y > limit / size || col > limit / size || wt > limit / size;
     return 1;
+}
+
+/* The epilogue rules, written independently of the engine: a known mode, and
+ * for clamp two ordered, non-NaN bounds. */
+static int epilogue_valid(const pycnn_epilogue *e)
+{
+    switch ((int)e->mode) {
+    case PYCNN_EPILOGUE_NONE:
+    case PYCNN_EPILOGUE_RELU:
+    case PYCNN_EPILOGUE_LEAKY_RELU:
+        return 1;
+    case PYCNN_EPILOGUE_CLAMP:
+        return !isnan(e->clamp_lo) && !isnan(e->clamp_hi) && e->clamp_lo <= e->clamp_hi;
+    default:
+        return 0;
+    }
+}
+
+/* pycnn.h's activation formulas on one pre-activation value, in the dtype's
+ * precision (the engine rounds the parameters to it). */
+static double activate(const pycnn_epilogue *e, pycnn_dtype dtype, double v)
+{
+    if (dtype == PYCNN_FLOAT32) {
+        const float x = (float)v, slope = (float)e->negative_slope;
+        const float lo = (float)e->clamp_lo, hi = (float)e->clamp_hi;
+        switch (e->mode) {
+        case PYCNN_EPILOGUE_RELU: return isnan(x) ? x : x > 0 ? x : 0.0f;
+        case PYCNN_EPILOGUE_LEAKY_RELU: return x > 0 ? x : slope * x;
+        case PYCNN_EPILOGUE_CLAMP: return x <= lo ? lo : x >= hi ? hi : x;
+        default: return x;
+        }
+    }
+    switch (e->mode) {
+    case PYCNN_EPILOGUE_RELU: return isnan(v) ? v : v > 0 ? v : 0.0;
+    case PYCNN_EPILOGUE_LEAKY_RELU: return v > 0 ? v : e->negative_slope * v;
+    case PYCNN_EPILOGUE_CLAMP: return v <= e->clamp_lo ? e->clamp_lo : v >= e->clamp_hi ? e->clamp_hi : v;
+    default: return v;
+    }
+}
+
+/* The element-wise op equal to an epilogue (pycnn_activation_forward). */
+static pycnn_activation_desc activation_of(const pycnn_conv2d_desc *d, int64_t count)
+{
+    pycnn_activation_desc a = {d->dtype, PYCNN_ACTIVATION_RELU, count, d->epilogue.negative_slope,
+                               d->epilogue.clamp_lo, d->epilogue.clamp_hi};
+    if (d->epilogue.mode == PYCNN_EPILOGUE_LEAKY_RELU)
+        a.mode = PYCNN_ACTIVATION_LEAKY_RELU;
+    else if (d->epilogue.mode == PYCNN_EPILOGUE_CLAMP)
+        a.mode = PYCNN_ACTIVATION_CLAMP;
+    return a;
 }
 
 /* Naive float64 convolution and its two gradients (the executable spec). */
@@ -134,9 +204,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pycnn_conv2d_desc d = c.d;
     __int128 oh = 0, ow = 0;
     int too_big = 0;
-    const int valid = oracle(&c.d, &oh, &ow, &too_big);
+    const int valid_epilogue = epilogue_valid(&c.d.epilogue);
+    const int valid = oracle(&c.d, &oh, &ow, &too_big) && valid_epilogue;
     const pycnn_status st = pycnn_conv2d_check(&d);
     size_t ws_bytes = 0;
+    if (!valid_epilogue && st != PYCNN_ERR_BAD_PARAMETER)
+        FUZZ_FAIL("conv2d_check: invalid epilogue (mode %d, clamp %g..%g) gave '%s', not bad parameter",
+                  (int)c.d.epilogue.mode, c.d.epilogue.clamp_lo, c.d.epilogue.clamp_hi, pycnn_status_str(st));
     if (st != PYCNN_OK) {
         if (valid && !too_big)
             FUZZ_FAIL("conv2d_check rejected a valid descriptor: %s", pycnn_status_str(st));
@@ -187,13 +261,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bias)
         fill_small(bias, d.c_out, d.dtype, c.seed + 3, 0);
     reference(&d, x, w, bias, dy, ry, rdx, rdw, rdb, y_count, x_count, w_count);
-    const double k_terms = (double)(d.kh * d.kw * (d.c_in / d.groups));
+    double slope_scale = 1.0;   /* leaky_relu multiplies the pre-activation's error by |slope| */
+    if (d.epilogue.mode != PYCNN_EPILOGUE_NONE) {
+        for (int64_t i = 0; i < y_count; i++)
+            ry[i] = activate(&d.epilogue, d.dtype, ry[i]);
+        if (d.epilogue.mode == PYCNN_EPILOGUE_LEAKY_RELU && isfinite(d.epilogue.negative_slope))
+            slope_scale = fmax(1.0, fabs(d.epilogue.negative_slope));
+    }
+    const double k_terms = (double)(d.kh * d.kw * (d.c_in / d.groups)) * slope_scale;
     const double scale = 16.0 * (k_terms + 1) * (double)(d.n * d.oh * d.ow + 1);
 
     pycnn_status s = pycnn_conv2d_forward(&d, x, w, bias, y, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_forward: %s", pycnn_status_str(s));
     expect_close("conv2d y", y, ry, y_count, d.dtype, 16.0 * (k_terms + 1));
+    if (d.epilogue.mode != PYCNN_EPILOGUE_NONE) {
+        /* Fused = unfused forward, then the element-wise op, bit for bit (pycnn.h). */
+        pycnn_conv2d_desc plain = d;
+        plain.epilogue.mode = PYCNN_EPILOGUE_NONE;
+        void *y_plain = alloc_array(y_count, d.dtype), *y_act = alloc_array(y_count, d.dtype);
+        const pycnn_activation_desc act = activation_of(&d, y_count);
+        if ((s = pycnn_conv2d_forward(&plain, x, w, bias, y_plain, ws, ws_bytes)) != PYCNN_OK ||
+            (s = pycnn_activation_forward(&act, y_plain, y_act)) != PYCNN_OK)
+            FUZZ_FAIL("conv2d without epilogue, then activation: %s", pycnn_status_str(s));
+        const size_t y_bytes = (size_t)y_count * (d.dtype == PYCNN_FLOAT64 ? 8 : 4);
+        if (memcmp(y, y_act, y_bytes) != 0)
+            FUZZ_FAIL("conv2d epilogue mode %d differs from conv2d then activation_forward",
+                      (int)d.epilogue.mode);
+        free(y_plain);
+        free(y_act);
+    }
     s = pycnn_conv2d_backward_data(&d, dy, w, dx, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_backward_data: %s", pycnn_status_str(s));
