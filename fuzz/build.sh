@@ -18,7 +18,7 @@
 # on any crash, sanitizer report or failed property (the harness aborts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS="conv2d conv2d_transpose pool2d im2col warp"
+TARGETS="conv2d conv2d_transpose pool2d im2col warp conv2d_winograd"
 FUZZ_OUT=${FUZZ_OUT:-${TMPDIR:-/tmp}/pycnn-fuzz}
 CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"

@@ -14,6 +14,7 @@
 #ifndef PYCNN_FUZZ_COMMON_H
 #define PYCNN_FUZZ_COMMON_H
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
