@@ -36,7 +36,7 @@ compile() {
     local src=$1 obj=$2; shift 2
     local cmd="$CC $CFLAGS $* -c $src -o $obj"
     if [ -f "$obj" ] && [ "$obj" -nt "$src" ] && [ "$(cat "$obj.cmd" 2>/dev/null)" = "$cmd" ] &&
-        [ -z "$(find "$CSRC" fuzz -name '*.h' -newer "$obj" | head -1)" ]; then
+        [ -z "$(find "$CSRC" -name '*.h' -newer "$obj" | head -1)" ]; then
         return 0
     fi
     rm -f "$obj.cmd"
