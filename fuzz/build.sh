@@ -18,35 +18,53 @@
 # on any crash, sanitizer report or failed property (the harness aborts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS="conv2d conv2d_transpose pool2d im2col warp"
+TARGETS="conv2d conv2d_transpose pool2d im2col warp conv2d_winograd"
 FUZZ_OUT=${FUZZ_OUT:-${TMPDIR:-/tmp}/pycnn-fuzz}
 CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 CSRC=${FUZZ_CSRC:-csrc}
 CFLAGS="-std=c11 -g -O1 -fno-omit-frame-pointer -fno-wrapv -UNDEBUG -I$CSRC -Ifuzz"
-ENGINE="common.c conv.c conv_low_channel.c pool.c gemm.c gemm_ukernel_ref.c augment.c"
+# Portable engine sources; the ISA files are compiled apart with setup.py's flags.
+ENGINE="common.c conv.c conv_low_channel.c conv_winograd.c pool.c gemm.c gemm_ukernel_ref.c augment.c activation.c"
+# file:flags pairs, as setup.py's ISA_KERNELS (each ISA file gets only its own flags).
+ISA_FILES="gemm_ukernel_avx2.c:-mavx2,-mfma gemm_ukernel_avx512.c:-mavx512f,-mavx512vl,-mfma activation_avx2.c:-mavx2"
+
+# Compiles $1 into object $2 with the remaining flags, unless $2 is newer than the
+# source and every header and was built by the same command (the sanitized engine
+# takes minutes, so re-running `run` or `replay` reuses it).
+compile() {
+    local src=$1 obj=$2; shift 2
+    local cmd="$CC $CFLAGS $* -c $src -o $obj"
+    if [ -f "$obj" ] && [ "$obj" -nt "$src" ] && [ "$(cat "$obj.cmd" 2>/dev/null)" = "$cmd" ] &&
+        [ -z "$(find "$CSRC" -name '*.h' -newer "$obj" | head -1)" ]; then
+        return 0
+    fi
+    rm -f "$obj.cmd"
+    $cmd && echo "$cmd" > "$obj.cmd"
+}
 
 build() {
     mkdir -p "$FUZZ_OUT/obj"
-    # The engine is compiled once and linked into every target (its kernel copies take
-    # minutes under the sanitizers); the SIMD micro-kernels get only their own ISA
-    # flags, as in setup.py.
-    local objs=() pids=() pid
+    # The engine is compiled once and linked into every target; the SIMD kernels get
+    # only their own ISA flags (and setup.py's -ffp-contract=fast), no coverage hooks.
+    local objs=() pids=() pid src flags
     for src in $ENGINE; do
-        $CC $CFLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
-            -DPYCNN_HAVE_X86_KERNELS=1 -c "$CSRC/$src" -o "$FUZZ_OUT/obj/${src%.c}.o" &
+        compile "$CSRC/$src" "$FUZZ_OUT/obj/${src%.c}.o" \
+            -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -DPYCNN_HAVE_X86_KERNELS=1 &
         pids+=($!)
         objs+=("$FUZZ_OUT/obj/${src%.c}.o")
     done
-    $CC $CFLAGS -fsanitize=address,undefined -mavx2 -mfma -c $CSRC/gemm_ukernel_avx2.c -o "$FUZZ_OUT/obj/avx2.o" &
-    pids+=($!)
-    $CC $CFLAGS -fsanitize=address,undefined -mavx512f -mavx512vl -mfma -c $CSRC/gemm_ukernel_avx512.c \
-        -o "$FUZZ_OUT/obj/avx512.o" &
-    pids+=($!)
+    for pair in $ISA_FILES; do
+        src=${pair%%:*} flags=${pair#*:}
+        compile "$CSRC/$src" "$FUZZ_OUT/obj/${src%.c}.o" -fsanitize=address,undefined \
+            -fno-sanitize-recover=undefined -ffp-contract=fast ${flags//,/ } &
+        pids+=($!)
+        objs+=("$FUZZ_OUT/obj/${src%.c}.o")
+    done
     for pid in "${pids[@]}"; do wait "$pid"; done   # each wait fails the script if its compile failed
     for t in $TARGETS; do
-        $CC $CFLAGS $SAN -DPYCNN_HAVE_X86_KERNELS=1 "fuzz/fuzz_$t.c" "${objs[@]}" \
-            "$FUZZ_OUT/obj/avx2.o" "$FUZZ_OUT/obj/avx512.o" -lm -o "$FUZZ_OUT/fuzz_$t"
+        $CC $CFLAGS $SAN -DPYCNN_HAVE_X86_KERNELS=1 "fuzz/fuzz_$t.c" "${objs[@]}" -lm -o "$FUZZ_OUT/fuzz_$t"
     done
 }
 

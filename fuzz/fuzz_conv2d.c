@@ -6,9 +6,12 @@
  * Byte layout: flags (bit0 float64, bit1 bias, bit2 NaN data, bit3 interrupt),
  * n h w c_in kh kw c_out groups stride_h stride_w dilation_h dilation_w
  * pad_top pad_bottom pad_left pad_right (one byte each, see take_dim),
- * then seed and interrupt-budget bytes.
+ * then seed and interrupt-budget bytes, then the fused activation: a mode byte
+ * (low 3 bits: 0 none, 1 relu, 2 leaky_relu, 3 clamp, 4-7 invalid modes) and
+ * negative_slope, clamp_lo, clamp_hi bytes (see take_param).  Inputs that end
+ * before the mode byte have no epilogue, as before it existed.
  */
-#include "fuzz_common.h"
+#include "fuzz_conv_common.h"
 
 typedef struct {
     pycnn_conv2d_desc d;
@@ -33,49 +36,8 @@ static conv_case decode(fuzz_bytes *in)
     d->pad_left = take_dim(in, 3), d->pad_right = take_dim(in, 3);
     c.seed = take_u8(in) * 2654435761u;
     c.budget = take_u8(in) % 8;
+    take_epilogue(in, &d->epilogue);
     return c;
-}
-
-/* The geometry rules, computed independently in 128-bit arithmetic.
- * Returns 1 when the descriptor is valid; fills oh, ow and whether some
- * array's byte size exceeds int64. */
-static int oracle(const pycnn_conv2d_desc *d, __int128 *oh, __int128 *ow, int *too_big)
-{
-    if (d->n < 0 || d->h < 1 || d->w < 1 || d->c_in < 1 || d->kh < 1 || d->kw < 1 || d->c_out < 1 ||
-        d->stride_h < 1 || d->stride_w < 1 || d->dilation_h < 1 || d->dilation_w < 1 ||
-        d->pad_top < 0 || d->pad_bottom < 0 || d->pad_left < 0 || d->pad_right < 0 ||
-        d->groups < 1 || d->c_in % d->groups || d->c_out % d->groups)
-        return 0;
-    const __int128 eff_h = (__int128)d->dilation_h * (d->kh - 1) + 1;
-    const __int128 eff_w = (__int128)d->dilation_w * (d->kw - 1) + 1;
-    const __int128 padded_h = (__int128)d->h + d->pad_top + d->pad_bottom;
-    const __int128 padded_w = (__int128)d->w + d->pad_left + d->pad_right;
-    if (eff_h > INT64_MAX || eff_w > INT64_MAX || padded_h > INT64_MAX || padded_w > INT64_MAX) {
-        *too_big = 1;
-        return 1;
-    }
-    if (eff_h > padded_h || eff_w > padded_w)
-        return 0;
-    *oh = (padded_h - eff_h) / d->stride_h + 1;
-    *ow = (padded_w - eff_w) / d->stride_w + 1;
-    const __int128 size = d->dtype == PYCNN_FLOAT64 ? 8 : 4;
-    /* Each factor is < 2^63, so the products are checked stepwise against 2^63. */
-    const __int128 limit = INT64_MAX;
-    __int128 x = (__int128)d->n * d->h;
-    x = x > limit ? x : x * d->w;
-    x = x > limit ? x : x * d->c_in;
-    __int128 y = (__int128)d->n * *oh;
-    y = y > limit ? y : y * *ow;
-    y = y > limit ? y : y * d->c_out;
-    __int128 col = *oh * *ow;
-    col = col > limit ? col : col * d->kh;
-    col = col > limit ? col : col * d->kw;
-    col = col > limit ? col : col * d->c_in;
-    __int128 wt = (__int128)d->kh * d->kw;
-    wt = wt > limit ? wt : wt * d->c_in;
-    wt = wt > limit ? wt : wt * d->c_out;
-    *too_big = x > limit / size || y > limit / size || col > limit / size || wt > limit / size;
-    return 1;
 }
 
 /* Naive float64 convolution and its two gradients (the executable spec). */
@@ -134,9 +96,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pycnn_conv2d_desc d = c.d;
     __int128 oh = 0, ow = 0;
     int too_big = 0;
-    const int valid = oracle(&c.d, &oh, &ow, &too_big);
+    const int valid_epilogue = epilogue_valid(&c.d.epilogue);
+    const int valid = conv_oracle(&c.d, &oh, &ow, &too_big) && valid_epilogue;
     const pycnn_status st = pycnn_conv2d_check(&d);
     size_t ws_bytes = 0;
+    if (!valid_epilogue && st != PYCNN_ERR_BAD_PARAMETER)
+        FUZZ_FAIL("conv2d_check: invalid epilogue (mode %d, clamp %g..%g) gave '%s', not bad parameter",
+                  (int)c.d.epilogue.mode, c.d.epilogue.clamp_lo, c.d.epilogue.clamp_hi, pycnn_status_str(st));
     if (st != PYCNN_OK) {
         if (valid && !too_big)
             FUZZ_FAIL("conv2d_check rejected a valid descriptor: %s", pycnn_status_str(st));
@@ -187,13 +153,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bias)
         fill_small(bias, d.c_out, d.dtype, c.seed + 3, 0);
     reference(&d, x, w, bias, dy, ry, rdx, rdw, rdb, y_count, x_count, w_count);
-    const double k_terms = (double)(d.kh * d.kw * (d.c_in / d.groups));
+    double slope_scale = 1.0;   /* leaky_relu multiplies the pre-activation's error by |slope| */
+    if (d.epilogue.mode != PYCNN_EPILOGUE_NONE) {
+        for (int64_t i = 0; i < y_count; i++)
+            ry[i] = activate(&d.epilogue, d.dtype, ry[i]);
+        if (d.epilogue.mode == PYCNN_EPILOGUE_LEAKY_RELU && isfinite(d.epilogue.negative_slope))
+            slope_scale = fmax(1.0, fabs(d.epilogue.negative_slope));
+    }
+    const double k_terms = (double)(d.kh * d.kw * (d.c_in / d.groups)) * slope_scale;
     const double scale = 16.0 * (k_terms + 1) * (double)(d.n * d.oh * d.ow + 1);
 
     pycnn_status s = pycnn_conv2d_forward(&d, x, w, bias, y, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_forward: %s", pycnn_status_str(s));
     expect_close("conv2d y", y, ry, y_count, d.dtype, 16.0 * (k_terms + 1));
+    if (d.epilogue.mode != PYCNN_EPILOGUE_NONE) {
+        /* Fused = unfused forward, then the element-wise op, bit for bit (pycnn.h). */
+        pycnn_conv2d_desc plain = d;
+        plain.epilogue.mode = PYCNN_EPILOGUE_NONE;
+        void *y_plain = alloc_array(y_count, d.dtype), *y_act = alloc_array(y_count, d.dtype);
+        const pycnn_activation_desc act = activation_of(&d, y_count);
+        if ((s = pycnn_conv2d_forward(&plain, x, w, bias, y_plain, ws, ws_bytes)) != PYCNN_OK ||
+            (s = pycnn_activation_forward(&act, y_plain, y_act)) != PYCNN_OK)
+            FUZZ_FAIL("conv2d without epilogue, then activation: %s", pycnn_status_str(s));
+        const size_t y_bytes = (size_t)y_count * (d.dtype == PYCNN_FLOAT64 ? 8 : 4);
+        if (memcmp(y, y_act, y_bytes) != 0)
+            FUZZ_FAIL("conv2d epilogue mode %d differs from conv2d then activation_forward",
+                      (int)d.epilogue.mode);
+        free(y_plain);
+        free(y_act);
+    }
     s = pycnn_conv2d_backward_data(&d, dy, w, dx, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_backward_data: %s", pycnn_status_str(s));
