@@ -273,20 +273,25 @@ def test_max_pooling_layers_use_indices_and_match_the_recompute_ops(rng, data_fo
     layer_class = MaxPooling2D if rank == 2 else MaxPooling1D
     layer = layer_class(pool, strides, padding, data_format=data_format)
     x = _special_values(rng, (3, 6, 11, 7)[: rank + 2], np.float32)
-    y = layer(x)
-    assert layer._indices is not None and layer._indices.dtype == np.int32
     forward = ops.max_pool2d if rank == 2 else ops.max_pool1d
     backward = ops.max_pool2d_backward if rank == 2 else ops.max_pool1d_backward
-    assert y.tobytes() == forward(x, pool, strides, padding, data_format=data_format).tobytes()
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = layer.backward(dy)
-    assert dx.tobytes() == backward(dy, x, pool, strides, padding, data_format=data_format).tobytes()
+    dy = None
+    # A training call keeps the argmax; an inference call does not (its backward searches x).
+    for training, stores in ((True, True), (False, False)):
+        y = layer(x, training=training)
+        assert (layer._indices is not None) == stores
+        if stores:
+            assert layer._indices.dtype == np.int32
+        assert y.tobytes() == forward(x, pool, strides, padding, data_format=data_format).tobytes()
+        dy = rng.standard_normal(y.shape).astype(np.float32) if dy is None else dy
+        dx = layer.backward(dy)
+        assert dx.tobytes() == backward(dy, x, pool, strides, padding, data_format=data_format).tobytes()
 
 
 def test_max_pooling_layer_falls_back_to_the_search_beyond_int32_planes():
     from pycnn.layers import MaxPooling2D
     layer = MaxPooling2D()
     x = np.zeros((0, 50000, 50000, 1), np.float32)
-    y = layer(x)
+    y = layer(x, training=True)
     assert layer._indices is None and y.shape == (0, 25000, 25000, 1)
     assert layer.backward(np.zeros(y.shape, np.float32)).shape == x.shape

@@ -2,9 +2,9 @@
 
 Keras semantics: strides default to pool_size; 'same' max pooling never picks a padded
 cell and 'same' average pooling leaves padded cells out of the divisor (both done by
-``pycnn.ops``). channels_first input is transposed at the boundary. Max pooling keeps
-the forward's argmax indices for its backward (as PyTorch does) rather than searching
-x again; the gradient is the same bit for bit.
+``pycnn.ops``). channels_first input is transposed at the boundary. In training calls max
+pooling keeps the forward's argmax indices for its backward (as PyTorch does) rather than
+searching x again; the gradient is the same bit for bit.
 """
 import math
 
@@ -59,8 +59,10 @@ class BasePooling(Layer):
         forward, _ = self._ops()
         self._x = x
         self._last_inputs = inputs
-        # int32 indices hold positions of planes up to 2**31 - 1 cells; beyond, backward searches x.
-        if self.mode == "max" and math.prod(x.shape[1:-1]) <= 2**31 - 1:
+        # Training calls keep the argmax for backward; an inference call skips that cost (a
+        # backward after it searches x again, same bytes).  int32 indices hold positions of
+        # planes up to 2**31 - 1 cells; beyond, backward searches x too.
+        if self.mode == "max" and training and math.prod(x.shape[1:-1]) <= 2**31 - 1:
             y, self._indices = forward(x, return_indices=True, **self._args())
         else:
             y, self._indices = forward(x, **self._args()), None
