@@ -75,7 +75,10 @@ static int32_t forge_index(const pycnn_pool2d_desc *d, int64_t oy, int64_t ox, i
     case 3: return (int32_t)(extra % plane);        /* anywhere in the plane */
     case 4: return (int32_t)(y0 * d->w + x1);       /* right of the window's first row (may wrap) */
     case 5: return (int32_t)(y1 * d->w + x0);       /* below the window */
-    case 6: return legal + (kind & 8 ? 1 : -1) * (1 + extra % 3);
+    case 6: {   /* next to the legal value, which an earlier forgery may have made INT32_MAX */
+        const int64_t near = (int64_t)legal + (kind & 8 ? 1 : -1) * (1 + extra % 3);
+        return near > INT32_MAX || near < INT32_MIN ? -1 : (int32_t)near;
+    }
     default:                                          /* another real cell of the window */
         return (int32_t)((y0 + extra % (y1 - y0)) * d->w + x0 + (extra / 16) % (x1 - x0));
     }
