@@ -160,8 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (d.epilogue.mode == PYCNN_EPILOGUE_LEAKY_RELU && isfinite(d.epilogue.negative_slope))
             slope_scale = fmax(1.0, fabs(d.epilogue.negative_slope));
     }
-    const double k_terms = (double)(d.kh * d.kw * (d.c_in / d.groups)) * slope_scale;
-    const double scale = 16.0 * (k_terms + 1) * (double)(d.n * d.oh * d.ow + 1);
+    const double k_terms = (double)d.kh * (double)d.kw * (double)(d.c_in / d.groups) * slope_scale;
+    const double scale = 16.0 * (k_terms + 1) * ((double)d.n * (double)d.oh * (double)d.ow + 1);
 
     pycnn_status s = pycnn_conv2d_forward(&d, x, w, bias, y, ws, ws_bytes);
     if (s != PYCNN_OK)
@@ -186,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s = pycnn_conv2d_backward_data(&d, dy, w, dx, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_backward_data: %s", pycnn_status_str(s));
-    expect_close("conv2d dx", dx, rdx, x_count, d.dtype, 16.0 * (double)(d.kh * d.kw * d.c_out + 1));
+    expect_close("conv2d dx", dx, rdx, x_count, d.dtype, 16.0 * ((double)d.kh * (double)d.kw * (double)d.c_out + 1));
     s = pycnn_conv2d_backward_filter(&d, x, dy, dw, db, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_backward_filter: %s", pycnn_status_str(s));

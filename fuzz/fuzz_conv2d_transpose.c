@@ -125,7 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bias)
         fill_small(bias, t.c_out, t.dtype, c.seed + 3, 0);
     reference(&t, x, w, bias, dy, ry, rdx, rdw, rdb, y_count, x_count, w_count);
-    const double scale = 16.0 * (double)(t.kh * t.kw * (t.c_in + t.c_out) + 1) * (double)(t.n * t.oh * t.ow + 1);
+    const double scale = 16.0 * ((double)t.kh * (double)t.kw * ((double)t.c_in + (double)t.c_out) + 1) *
+                         ((double)t.n * (double)t.oh * (double)t.ow + 1);
 
     pycnn_status s = pycnn_conv2d_transpose_forward(&t, x, w, bias, y, ws, ws_bytes);
     if (s != PYCNN_OK)

@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s = pycnn_col2im_forward(&d, cols, back);
     if (s != PYCNN_OK)
         FUZZ_FAIL("col2im_forward: %s", pycnn_status_str(s));
-    expect_close("col2im x", back, rback, x_count, d.dtype, 4.0 * (double)(d.kh * d.kw));
+    expect_close("col2im x", back, rback, x_count, d.dtype, 4.0 * (double)d.kh * (double)d.kw);
     free(x); free(cols); free(back); free(rcols); free(rback);
     return 0;
 }

@@ -267,7 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s = pycnn_pool2d_backward(&d, x, dy, dx);
     if (s != PYCNN_OK)
         FUZZ_FAIL("pool2d_backward: %s", pycnn_status_str(s));
-    expect_close("pool2d dx", dx, rdx, x_count, d.dtype, 4.0 * (double)(d.kh * d.kw));
+    expect_close("pool2d dx", dx, rdx, x_count, d.dtype, 4.0 * (double)d.kh * (double)d.kw);
     pycnn_pool2d_desc wrong = d;
     wrong.ow += 1;
     if (pycnn_pool2d_forward(&wrong, x, y) != PYCNN_ERR_BAD_OUTPUT_SIZE)
