@@ -7,10 +7,16 @@
  * and (backward-filter) a partial weight gradient.  Fixed, so the chunk-to-
  * slot assignment and the reduction order never depend on the thread count. */
 #define CONV_SLOTS 4
-/* Target bytes of one chunk's im2col buffer. */
+/* Target bytes of one chunk's im2col buffer (L2-sized), and the larger one
+ * of layers whose filters take more than CONV_BIG_FILTER_BYTES (see conv.c). */
 #define CONV_COL_BUDGET (1 << 20)
+#define CONV_COL_BUDGET_BIG (4 << 20)
+#define CONV_BIG_FILTER_BYTES (4 << 20)
 /* Most bytes the slots' partial weight gradients may take together. */
 #define CONV_PARTIAL_BUDGET (64 << 20)
+/* Most bytes of the weights packed once per pass (conv_plan.pack_w); larger
+ * ones (big dense layers) are packed per chunk, which then costs little extra. */
+#define CONV_PACKED_W_BUDGET (16 << 20)
 /* Target rows of one chunk when no im2col buffer is needed (1x1 convolutions). */
 #define CONV_DIRECT_ROWS 4096
 /* Fewest rows a chunk is cut to so that threads have work: below this, the
@@ -46,8 +52,13 @@ typedef struct {
      * (backward-data), each row cig * c_out values per pixel; the slot holds
      * its scratch indices, the ring tags, then the ring (all in col_bytes). */
     int64_t ring_rows_x, ring_rows_dy, ring_at, ring_bytes;
-    /* Thin, expanded: the filters rearranged for backward-data, after the slots. */
-    int64_t thin_w_bytes;
+    /* Filters rearranged once per pass, after the slots (shared_w_bytes): thin
+     * expanded layers' filters for backward-data, or (pack_w: a GEMM path cut
+     * into several chunks) the GEMM's B packed once for every chunk and thread
+     * instead of once per chunk - forward [k, cog] and backward-data [cog, k]
+     * per group, each pass only where it runs that GEMM. */
+    int pack_w;
+    int64_t shared_w_bytes;
     int narrow;                  /* few output channels: GEMMs run transposed (see conv.c) */
     int col_by_tap;              /* narrow, one input channel, stride_w 1: im2col is stored
                                   * transposed, [k, rows], each tap's row a run of x */
@@ -65,6 +76,13 @@ typedef struct {
     int64_t slots;
     int64_t work;                /* multiply-adds of one pass (saturating), to decide on threads */
 } conv_plan;
+
+/* Elements of one group's packed weights (conv_plan.pack_w): a rows x cols B,
+ * its columns rounded up to the micro-kernel's NR. */
+static inline int64_t conv_packed_group(int64_t rows, int64_t cols, int64_t nr)
+{
+    return rows * (ceil_div64(cols, nr) * nr);
+}
 
 /* First output row and row count of chunk `chunk`. */
 static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m0, int64_t *rows)

@@ -268,6 +268,28 @@ static pycnn_status FN(thin_backward_data)(const pycnn_conv2d_desc *d, const con
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
 
+/* Every chunk's GEMM B packed once per pass (conv_plan.pack_w), into the
+ * buffer after the slots: per group w_g [k, cog] for the forward pass or, read
+ * transposed, w_g^T [cog, k] for backward-data.  Called by every thread of the
+ * pass's parallel region: the column blocks are shared out, and the loop's
+ * closing barrier holds the threads until the whole B is packed. */
+static const T *FN(pack_weights)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, int transposed,
+                                 char *ws)
+{
+    enum { BLOCK_COLS = 64 };   /* a multiple of every kernel's NR */
+    T *packed = (T *)(ws + p->slots * p->slot_bytes);
+    const int64_t rows = transposed ? p->cog : p->k, cols = transposed ? p->k : p->cog;
+    const int64_t per_group = conv_packed_group(rows, cols, gemm_nr(d->dtype));
+    const int64_t blocks = ceil_div64(cols, BLOCK_COLS);
+    const gemm_args args = {.trans_b = transposed, .n = cols, .k = rows, .ldb = d->c_out};
+    #pragma omp for schedule(static)
+    for (int64_t item = 0; item < d->groups * blocks; item++) {
+        const int64_t g = item / blocks, j0 = item % blocks * BLOCK_COLS;
+        FN(gemm_pack_b)(&args, w + g * p->cog, cols, j0, min64(BLOCK_COLS, cols - j0), packed + g * per_group);
+    }
+    return packed;
+}
+
 /* ---- 1x1, stride 1, no padding: x is its own im2col, so no scatter either ---- */
 
 /* dx[:, cols] = dy * w[cols, :]^T per chunk of rows (or column block of one). */
@@ -281,6 +303,7 @@ static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const c
     #pragma omp parallel num_threads(threads)
     {
         void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
+        const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, ws) : NULL;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < items; item++) {
             if (stop_requested(&stop))
@@ -289,7 +312,10 @@ static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const c
             conv_chunk_rows(p, item / blocks, &m0, &rows);
             conv_column_block(d->c_in, blocks, item % blocks, &j0, &width);
             const gemm_args args = {0, 1, 0, rows, width, d->c_out, d->c_out, d->c_out, d->c_in};
-            FN(gemm)(&args, dy + m0 * d->c_out, w + j0 * d->c_out, dx + m0 * d->c_in + j0, pack);
+            if (w_packed != NULL)
+                FN(gemm_packed_b)(&args, dy + m0 * d->c_out, w_packed, d->c_in, j0, dx + m0 * d->c_in + j0, pack);
+            else
+                FN(gemm)(&args, dy + m0 * d->c_out, w + j0 * d->c_out, dx + m0 * d->c_in + j0, pack);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
@@ -377,7 +403,7 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
 {
     if (p->low_channel)
         return FN(conv_low_channel_forward)(d, p, x, w, bias, y, ws);
-    /* A work item is a chunk of rows, or (1x1 with few chunks) one column block of one. */
+    /* A work item is a chunk of rows, or (one group, few chunks) one column block of one. */
     const int threads = worker_threads(min64(p->chunks * p->out_col_blocks, p->slots), p->work);
     const int64_t blocks = conv_blocks_for_threads(p->out_col_blocks, p->chunks, threads);
     const int64_t items = p->chunks * blocks;
@@ -387,6 +413,8 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
         void *pack = slot + p->col_bytes;
+        const T *w_packed = p->pack_w && !p->narrow ? FN(pack_weights)(d, p, w, 0, ws) : NULL;
+        const int64_t group_packed = conv_packed_group(p->k, p->cog, gemm_nr(d->dtype));
         #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < items; item++) {
             if (stop_requested(&stop))
@@ -399,16 +427,10 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 continue;
             }
             T *y_chunk = y + m0 * d->c_out;
-            if (p->direct && !p->narrow) {   /* pixels are the GEMM's rows: y[:, cols] = x * w[:, cols] */
-                int64_t j0, width;
-                conv_column_block(d->c_out, blocks, item % blocks, &j0, &width);
-                const gemm_args args = {0, 0, 0, rows, width, d->c_in, d->c_in, d->c_out, d->c_out};
-                FN(gemm)(&args, x + m0 * d->c_in, w + j0, y_chunk + j0, pack);
-                if (bias != NULL)
-                    FN(add_bias)(y_chunk + j0, bias + j0, rows, width, d->c_out);
-                FN(apply_epilogue)(d, y_chunk + j0, rows, width, d->c_out);
-                continue;
-            }
+            /* The item's output columns: all, or (one group, fewer chunks than
+             * threads) a block; each such item then makes its own im2col. */
+            int64_t j0, width;
+            conv_column_block(d->c_out, blocks, item % blocks, &j0, &width);
             for (int64_t g = 0; g < d->groups; g++) {
                 const T *a = x + m0 * d->c_in;   /* the direct case: pixels are rows */
                 if (p->col_by_tap) {
@@ -439,12 +461,17 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                     }
                     continue;
                 }
-                const gemm_args args = {0, 0, 0, rows, p->cog, p->k, lda, d->c_out, d->c_out};
-                FN(gemm)(&args, a, w + g * p->cog, y_chunk + g * p->cog, pack);
+                /* y[:, cols] = col * w_g[:, cols], cols the group's or the block's */
+                const int64_t first = g * p->cog + j0;
+                const gemm_args args = {0, 0, 0, rows, min64(width, p->cog), p->k, lda, d->c_out, d->c_out};
+                if (w_packed != NULL)
+                    FN(gemm_packed_b)(&args, a, w_packed + g * group_packed, p->cog, j0, y_chunk + first, pack);
+                else
+                    FN(gemm)(&args, a, w + first, y_chunk + first, pack);
             }
             if (bias != NULL && !p->narrow)
-                FN(add_bias)(y_chunk, bias, rows, d->c_out, d->c_out);
-            FN(apply_epilogue)(d, y_chunk, rows, d->c_out, d->c_out);
+                FN(add_bias)(y_chunk + j0, bias + j0, rows, width, d->c_out);
+            FN(apply_epilogue)(d, y_chunk + j0, rows, width, d->c_out);
         }
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
@@ -473,6 +500,8 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
         void *pack = slot + p->col_bytes;
+        const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, ws) : NULL;
+        const int64_t group_packed = conv_packed_group(p->cog, p->k, gemm_nr(d->dtype));
         #pragma omp for schedule(dynamic, 1)
         for (int64_t unit = 0; unit < units; unit++) {
             for (int64_t piece = 0; piece < pieces_per_unit; piece++) {
@@ -490,7 +519,11 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
                 for (int64_t g = 0; g < d->groups; g++) {
                     /* dcol[rows, k] = dy_g[rows, cog] * w_g^T, w_g stored [k, cog] */
                     const gemm_args args = {0, 1, 0, rows, p->k, p->cog, d->c_out, d->c_out, p->k};
-                    FN(gemm)(&args, dy_chunk + g * p->cog, w + g * p->cog, col, pack);
+                    if (w_packed != NULL)
+                        FN(gemm_packed_b)(&args, dy_chunk + g * p->cog, w_packed + g * group_packed, p->k, 0, col,
+                                          pack);
+                    else
+                        FN(gemm)(&args, dy_chunk + g * p->cog, w + g * p->cog, col, pack);
                     FN(col2im)(d, p->cig, g, col, m0, rows, dx);
                 }
             }

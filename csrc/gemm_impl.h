@@ -157,9 +157,22 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
     }
 }
 
-/* C[:, :width] = A * B[:, j0 : j0 + width] from a B packed beforehand (see
- * gemm_nr() in internal.h for the layout), for products that share one B
- * (Winograd's transformed filters): the driver above, without packing B. */
+/* Columns [j0, j0 + nb) of B, all k rows, into gemm_packed_b's layout for a
+ * B of b_cols columns (see gemm_nr() in internal.h); j0 a multiple of NR, and
+ * nb too unless the range ends B.  Threads may pack disjoint ranges at once. */
+void FN(gemm_pack_b)(const gemm_args *g, const T *b, int64_t b_cols, int64_t j0, int64_t nb, T *b_packed)
+{
+    const int64_t NR = UKERNEL.nr, b_width = ceil_div64(b_cols, NR) * NR;
+    for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
+        const int64_t kb = min64(GEMM_KC, g->k - pc);
+        FN(pack_b)(g, b, pc, j0, kb, nb, NR, b_packed + pc * b_width + j0 * kb);
+    }
+}
+
+/* C[:, :n] = A * B[:, j0 : j0 + n] from a B packed beforehand, for products
+ * that share one B (a convolution's chunks, Winograd's transformed filters):
+ * the driver above without packing B, in the same order, so the same bits
+ * (beyond GEMM_SMALL_M rows, where the driver packs too). */
 void FN(gemm_packed_b)(const gemm_args *g, const T *a, const T *b_packed, int64_t b_cols, int64_t j0,
                        T *c, void *pack)
 {
@@ -175,17 +188,20 @@ void FN(gemm_packed_b)(const gemm_args *g, const T *a, const T *b_packed, int64_
     T *a_pack = (T *)pack;
     const int64_t MR = UKERNEL.mr, NR = UKERNEL.nr;
     const int64_t b_width = ceil_div64(b_cols, NR) * NR;
-    for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
-        const int64_t kb = min64(GEMM_KC, g->k - pc);
-        const int accumulate = g->accumulate || pc > 0;
-        const T *b_block = b_packed + pc * b_width + j0 * kb;   /* panel j0 / NR of the block */
-        for (int64_t ic = 0; ic < g->m; ic += GEMM_MC) {
-            const int64_t mb = min64(GEMM_MC, g->m - ic);
-            FN(pack_a)(g, a, ic, pc, mb, kb, MR, a_pack);
-            for (int64_t jr = 0; jr < g->n; jr += NR)
-                for (int64_t ir = 0; ir < mb; ir += MR)
-                    UKERNEL.run(kb, a_pack + ir * kb, b_block + jr * kb, c + (ic + ir) * g->ldc + jr, g->ldc,
-                                accumulate, min64(MR, mb - ir), min64(NR, g->n - jr));
+    for (int64_t jc = 0; jc < g->n; jc += GEMM_NC) {
+        const int64_t nb = min64(GEMM_NC, g->n - jc);
+        for (int64_t pc = 0; pc < g->k; pc += GEMM_KC) {
+            const int64_t kb = min64(GEMM_KC, g->k - pc);
+            const int accumulate = g->accumulate || pc > 0;
+            const T *b_block = b_packed + pc * b_width + (j0 + jc) * kb;   /* panel (j0 + jc) / NR */
+            for (int64_t ic = 0; ic < g->m; ic += GEMM_MC) {
+                const int64_t mb = min64(GEMM_MC, g->m - ic);
+                FN(pack_a)(g, a, ic, pc, mb, kb, MR, a_pack);
+                for (int64_t jr = 0; jr < nb; jr += NR)
+                    for (int64_t ir = 0; ir < mb; ir += MR)
+                        UKERNEL.run(kb, a_pack + ir * kb, b_block + jr * kb, c + (ic + ir) * g->ldc + jc + jr,
+                                    g->ldc, accumulate, min64(MR, mb - ir), min64(NR, nb - jr));
+            }
         }
     }
 }

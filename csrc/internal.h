@@ -71,13 +71,18 @@ void gemm_f64(const gemm_args *g, const double *a, const double *b, double *c, v
 /*
  * A B shared by several products, packed once: the micro-kernel's NR-column
  * panels (NR = gemm_nr(), a divisor of 32), by blocks of GEMM_KC rows.  Row
- * r, column j of a k x b_cols matrix (b_cols <= GEMM_NC), with
- * width = b_cols rounded up to NR and kb = min(GEMM_KC, k - p0), p0 = r - r % GEMM_KC, is at
+ * r, column j of a k x b_cols matrix, with width = b_cols rounded up to NR
+ * and kb = min(GEMM_KC, k - p0), p0 = r - r % GEMM_KC, is at
  *     p0 * width + (j - j % NR) * kb + (r - p0) * NR + j % NR,
- * zeros in the padding columns.  gemm_packed_b runs C = A * B[:, j0 : j0 + n]
- * (j0 a multiple of NR; pack: gemm_pack_bytes(dtype, m, n, k)).
+ * zeros in the padding columns.  gemm_pack_b packs columns [j0, j0 + nb) of
+ * the B that g describes (its k, ldb and trans_b; j0 a multiple of NR);
+ * gemm_packed_b runs C = A * B[:, j0 : j0 + n] (j0 a multiple of NR; pack:
+ * gemm_pack_bytes(dtype, m, n, k)) with the same bits as gemm() gives for
+ * more than GEMM_SMALL_M rows.
  */
 int64_t gemm_nr(pycnn_dtype dtype);
+void gemm_pack_b_f32(const gemm_args *g, const float *b, int64_t b_cols, int64_t j0, int64_t nb, float *b_packed);
+void gemm_pack_b_f64(const gemm_args *g, const double *b, int64_t b_cols, int64_t j0, int64_t nb, double *b_packed);
 void gemm_packed_b_f32(const gemm_args *g, const float *a, const float *b_packed, int64_t b_cols, int64_t j0,
                        float *c, void *pack);
 void gemm_packed_b_f64(const gemm_args *g, const double *a, const double *b_packed, int64_t b_cols, int64_t j0,

@@ -30,6 +30,13 @@ engine picks by shape are reached only here:
   7, 12, 16), rows longer than one segment and a partial last one, rows of
   padding only, chunks that cut an image or hold several, bit-identical sums
   at 1 and 2 threads.
+* GEMM layers cut into several chunks pack their filters once per pass, shared
+  by every chunk and thread (forward as w, backward-data as w^T, per group),
+  in column blocks split across threads: one image cut into pieces, a batch
+  in chunks of images, groups, 1x1 layers (a last chunk of 3 rows), more than
+  GEMM_NC (1024) columns and more than GEMM_KC (512) rows; a forward pass with
+  fewer chunks than threads gives each thread a block of output columns (and
+  its own im2col), also with filters over 4 MB, whose chunks are longer.
 Each case runs at 1 and 2 threads and compares with tests/reference.py.
 """
 import numpy as np
@@ -302,6 +309,42 @@ def test_low_channel_threads_bit_identical(rng, dtype, case):
     for name, at in (("y", 0), ("dkernel", 2), ("dbias", 3)):
         assert results[0][at].tobytes() == results[1][at].tobytes(), name
     assert_matches(results[0][2], ref.conv2d_backward(dy, x, kernel, bias, **options)[1], dtype, "dkernel")
+
+
+PACKED_WEIGHT_CASES = {
+    # 1600 rows in 4 pieces; backward-data runs the flipped forward convolution.
+    "one image in pieces, 3x3": ((1, 40, 40, 24), (3, 3, 24, 40), {"padding": "same"}),
+    # 3 chunks of 2 images; strided, so backward-data is GEMM + col2im with w^T packed.
+    "a batch in chunks, stride 2": ((6, 20, 20, 24), (3, 3, 24, 48), {"padding": "same", "strides": 2}),
+    "2 groups of 12 -> 48": ((2, 24, 24, 24), (3, 3, 12, 96), {"padding": "same", "groups": 2}),
+    "1x1, last chunk of 3 rows": ((1, 3, 257, 40), (1, 1, 40, 72), {}),
+    "1x1 to 1040 channels": ((1, 20, 30, 8), (1, 1, 8, 1040), {}),
+    # k = 1152: three GEMM_KC blocks forward, 1152 packed columns backward.
+    "k past GEMM_KC and GEMM_NC": ((8, 16, 16, 128), (3, 3, 128, 40), {"padding": "same", "strides": 2}),
+    "one chunk, output columns split": ((1, 14, 14, 24), (3, 3, 24, 96), {"padding": "same"}),
+    "filters over 4 MB: one longer chunk": ((1, 10, 10, 256), (3, 3, 256, 520), {"padding": "same"}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(PACKED_WEIGHT_CASES))
+def test_filters_packed_once_per_pass(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = PACKED_WEIGHT_CASES[case]
+    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
+
+
+@pytest.mark.parametrize("case", list(PACKED_WEIGHT_CASES))
+def test_packed_filters_same_bits_for_any_thread_count(rng, case):
+    # The threads pack different column blocks of the shared buffer; every pass
+    # must still give the same bytes at 1 and 2 threads.
+    x_shape, kernel_shape, options = PACKED_WEIGHT_CASES[case]
+    x = random_array(rng, x_shape, np.float32)
+    kernel = random_array(rng, kernel_shape, np.float32)
+    bias = random_array(rng, (kernel_shape[-1],), np.float32)
+    dy = random_array(rng, ops.conv2d(x, kernel, bias, **options).shape, np.float32)
+    one, two = _passes_at_1_and_2_threads(x, kernel, bias, dy, options)
+    for name, a, b in zip(("y", "dx", "dkernel", "dbias"), one, two):
+        assert a.tobytes() == b.tobytes(), name
 
 
 @pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image", "low channel"])

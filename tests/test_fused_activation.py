@@ -48,6 +48,7 @@ def _check_fused(run, z, z_ref, dtype):
 PATH_CASES = {
     "im2col + GEMM": ((2, 9, 8, 40), (3, 3, 40, 70), {"padding": "same"}),
     "im2col + GEMM, image cut into chunks": ((1, 40, 36, 40), (3, 3, 40, 24), {"padding": "same"}),
+    "im2col + GEMM, one chunk split by columns": ((1, 14, 14, 24), (3, 3, 24, 96), {"padding": "same"}),
     "narrow GEMM, few filters": ((2, 9, 8, 40), (3, 3, 40, 4), {"padding": "same", "strides": 2}),
     "narrow GEMM, im2col by tap": ((2, 12, 12, 1), (5, 5, 1, 20), {"padding": "same"}),
     "GEMM per group": ((1, 5, 6, 70), (2, 3, 35, 66), {"padding": "same", "groups": 2}),
