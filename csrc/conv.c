@@ -244,6 +244,8 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     } else {
         /* An image larger than the target is cut into balanced pieces of rows. */
         p->pieces = ceil_div64(p->rows_per_image, target_rows);
+        if (p->pieces % 2 == 1 && d->n % 2 == 1)   /* an even count keeps both of 2 threads busy */
+            p->pieces++;
         p->rows_per_piece = ceil_div64(p->rows_per_image, p->pieces);
         p->images_per_chunk = 1;
         if (!mul_ok(d->n, p->pieces, &p->chunks))

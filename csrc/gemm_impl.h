@@ -157,6 +157,18 @@ void FN(gemm)(const gemm_args *g, const T *a, const T *b, T *c, void *pack)
     }
 }
 
+/* dst[j * ldd + i] = src[i * lds + j] (i < rows, j < cols): a plain matrix
+ * transpose, 8 source rows at a time through the packing's register transpose. */
+void FN(gemm_transpose)(int64_t rows, int64_t cols, const T *src, int64_t lds, T *dst, int64_t ldd)
+{
+    int64_t i = 0;
+    for (; i + 8 <= rows && UKERNEL.transpose8 != NULL; i += 8)
+        UKERNEL.transpose8(cols, src + i * lds, lds, dst + i, ldd);
+    for (; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * ldd + i] = src[i * lds + j];
+}
+
 /* Columns [j0, j0 + nb) of B, all k rows, into gemm_packed_b's layout for a
  * B of b_cols columns (see gemm_nr() in internal.h); j0 a multiple of NR, and
  * nb too unless the range ends B.  Threads may pack disjoint ranges at once. */

@@ -81,6 +81,10 @@ void gemm_f64(const gemm_args *g, const double *a, const double *b, double *c, v
  * more than GEMM_SMALL_M rows.
  */
 int64_t gemm_nr(pycnn_dtype dtype);
+/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (SIMD where the GEMM has it). */
+void gemm_transpose_f32(int64_t rows, int64_t cols, const float *src, int64_t lds, float *dst, int64_t ldd);
+void gemm_transpose_f64(int64_t rows, int64_t cols, const double *src, int64_t lds, double *dst, int64_t ldd);
+
 void gemm_pack_b_f32(const gemm_args *g, const float *b, int64_t b_cols, int64_t j0, int64_t nb, float *b_packed);
 void gemm_pack_b_f64(const gemm_args *g, const double *b, int64_t b_cols, int64_t j0, int64_t nb, double *b_packed);
 void gemm_packed_b_f32(const gemm_args *g, const float *a, const float *b_packed, int64_t b_cols, int64_t j0,
