@@ -97,6 +97,21 @@ static inline void conv_chunk_rows(const conv_plan *p, int64_t chunk, int64_t *m
     }
 }
 
+/* 1 if the rows of an image's dx that each piece's col2im writes are apart
+ * from those of the next piece but one: then all even pieces can scatter at
+ * once, and then all odd ones (shape-only). */
+static inline int conv_pieces_apart(const pycnn_conv2d_desc *d, const conv_plan *p)
+{
+    const int64_t reach_h = (d->kh - 1) * d->dilation_h;   /* no overflow: checked geometry */
+    for (int64_t piece = 0; piece + 2 < p->pieces; piece++) {
+        const int64_t last_oy = (min64((piece + 1) * p->rows_per_piece, p->rows_per_image) - 1) / d->ow;
+        const int64_t next_first_oy = (piece + 2) * p->rows_per_piece / d->ow;
+        if ((next_first_oy - last_oy) * d->stride_h <= reach_h)
+            return 0;
+    }
+    return 1;
+}
+
 /* Taps [*lo, *hi) of a kernel of `taps` taps, tap t reading input index
  * start + t * dilation, that fall inside an input of `size` (start may be negative). */
 static inline void conv_taps_inside_1d(int64_t start, int64_t size, int64_t taps, int64_t dilation,

@@ -479,15 +479,20 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         return FN(direct_backward_data)(d, p, dy, w, dx, ws);
     if (p->thin)
         return FN(thin_backward_data)(d, p, dy, w, dx, ws);
-    /* col2im scatters into dx across a whole image, so a thread owns whole
-     * images: a unit is one chunk of whole images, or every piece of one image.
-     * Windows that do not overlap (stride >= window, U-Net's 2x2 stride-2
-     * up-convolution) give each dx element at most one writer: then every
-     * chunk is a unit of its own, after dx is zeroed once. */
+    /* col2im scatters into dx across a whole image; no two threads may write
+     * one element at once, and the order in which an element gets its pieces
+     * must follow from the shape alone (never the thread count).  Windows that do not overlap (stride >= window, U-Net's
+     * 2x2 stride-2 up-convolution): every chunk is a unit of its own.  Pieces
+     * of an image whose dx rows are apart from the next piece but one's
+     * (conv_pieces_apart): every image's even pieces, then its odd ones.  Else
+     * a thread owns whole images: a unit is a chunk of images, or every piece
+     * of one.  The first two zero dx first, the last each unit's images. */
     const int disjoint = d->stride_h > (d->kh - 1) * d->dilation_h && d->stride_w > (d->kw - 1) * d->dilation_w;
-    const int64_t units = disjoint || p->pieces == 1 ? p->chunks : d->n;
-    const int64_t pieces_per_unit = disjoint ? 1 : p->pieces;
-    if (disjoint)
+    const int alternate = !disjoint && p->pieces > 1 && conv_pieces_apart(d, p);
+    const int64_t half = ceil_div64(p->pieces, 2);   /* (alternate) pieces of one parity per image */
+    const int64_t units = disjoint || p->pieces == 1 ? p->chunks : alternate ? d->n * half : d->n;
+    const int64_t pieces_per_unit = disjoint || alternate ? 1 : p->pieces;
+    if (disjoint || alternate)
         memset(dx, 0, (size_t)(d->n * d->h * d->w * d->c_in) * sizeof(T));
     int stop = 0;
     #pragma omp parallel num_threads(worker_threads(min64(units, p->slots), p->work))
@@ -497,15 +502,23 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         void *pack = slot + p->col_bytes;
         const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, ws) : NULL;
         const int64_t group_packed = conv_packed_group(p->cog, p->k, gemm_nr(d->dtype));
+        for (int parity = 0; parity < 1 + alternate; parity++) {
         #pragma omp for schedule(dynamic, 1)
         for (int64_t unit = 0; unit < units; unit++) {
             for (int64_t piece = 0; piece < pieces_per_unit; piece++) {
                 if (stop_requested(&stop))
                     break;
+                int64_t chunk = unit * pieces_per_unit + piece;
+                if (alternate) {   /* piece 2 j + parity of image unit / half */
+                    const int64_t image_piece = 2 * (unit % half) + parity;
+                    if (image_piece >= p->pieces)
+                        continue;
+                    chunk = unit / half * p->pieces + image_piece;
+                }
                 int64_t m0, rows;
-                conv_chunk_rows(p, unit * pieces_per_unit + piece, &m0, &rows);
+                conv_chunk_rows(p, chunk, &m0, &rows);
                 const T *dy_chunk = dy + m0 * d->c_out;
-                if (!disjoint && piece == 0) {   /* zero the unit's images before the first scatter */
+                if (!disjoint && !alternate && piece == 0) {   /* zero the unit's images before the first scatter */
                     const int64_t image0 = m0 / p->rows_per_image;
                     const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
                     memset(dx + image0 * d->h * d->w * d->c_in, 0,
@@ -523,6 +536,7 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
                 }
             }
         }
+        }   /* each parity's loop ends at a barrier */
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }

@@ -37,6 +37,10 @@ engine picks by shape are reached only here:
   GEMM_NC (1024) columns and more than GEMM_KC (512) rows; a forward pass with
   fewer chunks than threads gives each thread a block of output columns (and
   its own im2col), also with filters over 4 MB, whose chunks are longer.
+* strided backward-data (GEMM + col2im) of an image cut into pieces scatters
+  the even pieces of every image, then the odd ones, when the dx rows they
+  write are apart from the next piece but one's (one image, an odd count of
+  pieces, two pieces per image); otherwise a thread still owns whole images.
 Each case runs at 1 and 2 threads and compares with tests/reference.py.
 """
 import numpy as np
@@ -345,6 +349,33 @@ def test_packed_filters_same_bits_for_any_thread_count(rng, case):
     one, two = _passes_at_1_and_2_threads(x, kernel, bias, dy, options)
     for name, a, b in zip(("y", "dx", "dkernel", "dbias"), one, two):
         assert a.tobytes() == b.tobytes(), name
+
+
+COL2IM_PIECE_CASES = {
+    "one image, 4 pieces, 7x7 stride 2": ((1, 64, 64, 3), (7, 7, 3, 40), {"padding": "same", "strides": 2}),
+    "2 images of 3 pieces": ((2, 80, 100, 8), (7, 7, 8, 36), {"padding": "same", "strides": 2}),
+    "3 images of 2 pieces": ((3, 60, 60, 4), (5, 5, 4, 48), {"padding": "same", "strides": 2}),
+    "dilated rows": ((1, 70, 64, 3), (3, 3, 3, 40), {"strides": 2, "dilation_rate": (2, 1)}),
+    # Pieces shorter than an output row: not apart, so one thread scatters them all.
+    "pieces within a row": ((1, 8, 1200, 4), (3, 3, 4, 40), {"strides": 2}),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(COL2IM_PIECE_CASES))
+def test_col2im_pieces(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = COL2IM_PIECE_CASES[case]
+    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
+
+
+@pytest.mark.parametrize("case", list(COL2IM_PIECE_CASES))
+def test_col2im_pieces_same_bits_for_any_thread_count(rng, case):
+    x_shape, kernel_shape, options = COL2IM_PIECE_CASES[case]
+    x = random_array(rng, x_shape, np.float32)
+    kernel = random_array(rng, kernel_shape, np.float32)
+    dy = random_array(rng, ops.conv2d(x, kernel, **options).shape, np.float32)
+    one, two = _passes_at_1_and_2_threads(x, kernel, None, dy, options)
+    assert one[1].tobytes() == two[1].tobytes()
 
 
 @pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image", "low channel"])
