@@ -315,33 +315,42 @@ def test_low_channel_threads_bit_identical(rng, dtype, case):
     assert_matches(results[0][2], ref.conv2d_backward(dy, x, kernel, bias, **options)[1], dtype, "dkernel")
 
 
-PACKED_WEIGHT_CASES = {
+# Work the threads share: filters packed once per pass, output columns of one
+# chunk, and col2im pieces scattered even then odd.
+SHARED_WORK_CASES = {
     # 1600 rows in 4 pieces; backward-data runs the flipped forward convolution.
-    "one image in pieces, 3x3": ((1, 40, 40, 24), (3, 3, 24, 40), {"padding": "same"}),
+    "packed: one image in pieces, 3x3": ((1, 40, 40, 24), (3, 3, 24, 40), {"padding": "same"}),
     # 3 chunks of 2 images; strided, so backward-data is GEMM + col2im with w^T packed.
-    "a batch in chunks, stride 2": ((6, 20, 20, 24), (3, 3, 24, 48), {"padding": "same", "strides": 2}),
-    "2 groups of 12 -> 48": ((2, 24, 24, 24), (3, 3, 12, 96), {"padding": "same", "groups": 2}),
-    "1x1, last chunk of 3 rows": ((1, 3, 257, 40), (1, 1, 40, 72), {}),
-    "1x1 to 1040 channels": ((1, 20, 30, 8), (1, 1, 8, 1040), {}),
+    "packed: a batch in chunks, stride 2": ((6, 20, 20, 24), (3, 3, 24, 48), {"padding": "same", "strides": 2}),
+    "packed: 2 groups of 12 -> 48": ((2, 24, 24, 24), (3, 3, 12, 96), {"padding": "same", "groups": 2}),
+    "packed: 1x1, last chunk of 3 rows": ((1, 3, 257, 40), (1, 1, 40, 72), {}),
+    "packed: 1x1 to 1040 channels": ((1, 20, 30, 8), (1, 1, 8, 1040), {}),
     # k = 1152: three GEMM_KC blocks forward, 1152 packed columns backward.
-    "k past GEMM_KC and GEMM_NC": ((8, 16, 16, 128), (3, 3, 128, 40), {"padding": "same", "strides": 2}),
+    "packed: k past GEMM_KC and GEMM_NC": ((8, 16, 16, 128), (3, 3, 128, 40), {"padding": "same", "strides": 2}),
     "one chunk, output columns split": ((1, 14, 14, 24), (3, 3, 24, 96), {"padding": "same"}),
     "filters over 4 MB: one longer chunk": ((1, 10, 10, 256), (3, 3, 256, 520), {"padding": "same"}),
+    "col2im: one image, 4 pieces, 7x7 stride 2": ((1, 64, 64, 3), (7, 7, 3, 40), {"padding": "same", "strides": 2}),
+    "col2im: 2 images of 3 pieces": ((2, 80, 100, 8), (7, 7, 8, 36), {"padding": "same", "strides": 2}),
+    "col2im: 3 images of 2 pieces": ((3, 60, 60, 4), (5, 5, 4, 48), {"padding": "same", "strides": 2}),
+    "col2im: dilated rows": ((1, 70, 64, 3), (3, 3, 3, 40), {"strides": 2, "dilation_rate": (2, 1)}),
+    # Pieces shorter than an output row: not apart, so one thread scatters them all.
+    "col2im: pieces within a row": ((1, 8, 1200, 4), (3, 3, 4, 40), {"strides": 2}),
 }
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("case", list(PACKED_WEIGHT_CASES))
-def test_filters_packed_once_per_pass(rng, threads, dtype, case):
-    x_shape, kernel_shape, options = PACKED_WEIGHT_CASES[case]
+@pytest.mark.parametrize("case", list(SHARED_WORK_CASES))
+def test_work_shared_between_threads(rng, threads, dtype, case):
+    x_shape, kernel_shape, options = SHARED_WORK_CASES[case]
     _check_conv(rng, dtype, x_shape, kernel_shape, **options)
 
 
-@pytest.mark.parametrize("case", list(PACKED_WEIGHT_CASES))
-def test_packed_filters_same_bits_for_any_thread_count(rng, case):
-    # The threads pack different column blocks of the shared buffer; every pass
-    # must still give the same bytes at 1 and 2 threads.
-    x_shape, kernel_shape, options = PACKED_WEIGHT_CASES[case]
+@pytest.mark.parametrize("case", list(SHARED_WORK_CASES))
+def test_shared_work_same_bits_for_any_thread_count(rng, case):
+    # The threads pack different column blocks of the shared filters, compute
+    # different output columns or scatter different pieces; every pass must
+    # still give the same bytes at 1 and 2 threads.
+    x_shape, kernel_shape, options = SHARED_WORK_CASES[case]
     x = random_array(rng, x_shape, np.float32)
     kernel = random_array(rng, kernel_shape, np.float32)
     bias = random_array(rng, (kernel_shape[-1],), np.float32)
@@ -349,33 +358,6 @@ def test_packed_filters_same_bits_for_any_thread_count(rng, case):
     one, two = _passes_at_1_and_2_threads(x, kernel, bias, dy, options)
     for name, a, b in zip(("y", "dx", "dkernel", "dbias"), one, two):
         assert a.tobytes() == b.tobytes(), name
-
-
-COL2IM_PIECE_CASES = {
-    "one image, 4 pieces, 7x7 stride 2": ((1, 64, 64, 3), (7, 7, 3, 40), {"padding": "same", "strides": 2}),
-    "2 images of 3 pieces": ((2, 80, 100, 8), (7, 7, 8, 36), {"padding": "same", "strides": 2}),
-    "3 images of 2 pieces": ((3, 60, 60, 4), (5, 5, 4, 48), {"padding": "same", "strides": 2}),
-    "dilated rows": ((1, 70, 64, 3), (3, 3, 3, 40), {"strides": 2, "dilation_rate": (2, 1)}),
-    # Pieces shorter than an output row: not apart, so one thread scatters them all.
-    "pieces within a row": ((1, 8, 1200, 4), (3, 3, 4, 40), {"strides": 2}),
-}
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("case", list(COL2IM_PIECE_CASES))
-def test_col2im_pieces(rng, threads, dtype, case):
-    x_shape, kernel_shape, options = COL2IM_PIECE_CASES[case]
-    _check_conv(rng, dtype, x_shape, kernel_shape, **options)
-
-
-@pytest.mark.parametrize("case", list(COL2IM_PIECE_CASES))
-def test_col2im_pieces_same_bits_for_any_thread_count(rng, case):
-    x_shape, kernel_shape, options = COL2IM_PIECE_CASES[case]
-    x = random_array(rng, x_shape, np.float32)
-    kernel = random_array(rng, kernel_shape, np.float32)
-    dy = random_array(rng, ops.conv2d(x, kernel, **options).shape, np.float32)
-    one, two = _passes_at_1_and_2_threads(x, kernel, None, dy, options)
-    assert one[1].tobytes() == two[1].tobytes()
 
 
 @pytest.mark.parametrize("case", ["dense", "1x1", "padded 1x1", "3x3 one image", "low channel"])
