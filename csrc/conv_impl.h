@@ -481,12 +481,13 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         return FN(thin_backward_data)(d, p, dy, w, dx, ws);
     /* col2im scatters into dx across a whole image; no two threads may write
      * one element at once, and the order in which an element gets its pieces
-     * must follow from the shape alone (never the thread count).  Windows that do not overlap (stride >= window, U-Net's
-     * 2x2 stride-2 up-convolution): every chunk is a unit of its own.  Pieces
-     * of an image whose dx rows are apart from the next piece but one's
-     * (conv_pieces_apart): every image's even pieces, then its odd ones.  Else
-     * a thread owns whole images: a unit is a chunk of images, or every piece
-     * of one.  The first two zero dx first, the last each unit's images. */
+     * must follow from the shape alone (never the thread count).  Windows that
+     * do not overlap (stride >= window, U-Net's 2x2 stride-2 up-convolution):
+     * every chunk is a unit of its own.  Pieces of an image whose dx rows are
+     * apart from the next piece but one's (conv_pieces_apart): every image's
+     * even pieces, then its odd ones.  Else a thread owns whole images: a unit
+     * is a chunk of images, or every piece of one.  The first two zero dx
+     * first, the last each unit's images. */
     const int disjoint = d->stride_h > (d->kh - 1) * d->dilation_h && d->stride_w > (d->kw - 1) * d->dilation_w;
     const int alternate = !disjoint && p->pieces > 1 && conv_pieces_apart(d, p);
     const int64_t half = ceil_div64(p->pieces, 2);   /* (alternate) pieces of one parity per image */
@@ -503,39 +504,39 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, ws) : NULL;
         const int64_t group_packed = conv_packed_group(p->cog, p->k, gemm_nr(d->dtype));
         for (int parity = 0; parity < 1 + alternate; parity++) {
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t unit = 0; unit < units; unit++) {
-            for (int64_t piece = 0; piece < pieces_per_unit; piece++) {
-                if (stop_requested(&stop))
-                    break;
-                int64_t chunk = unit * pieces_per_unit + piece;
-                if (alternate) {   /* piece 2 j + parity of image unit / half */
-                    const int64_t image_piece = 2 * (unit % half) + parity;
-                    if (image_piece >= p->pieces)
-                        continue;
-                    chunk = unit / half * p->pieces + image_piece;
-                }
-                int64_t m0, rows;
-                conv_chunk_rows(p, chunk, &m0, &rows);
-                const T *dy_chunk = dy + m0 * d->c_out;
-                if (!disjoint && !alternate && piece == 0) {   /* zero the unit's images before the first scatter */
-                    const int64_t image0 = m0 / p->rows_per_image;
-                    const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
-                    memset(dx + image0 * d->h * d->w * d->c_in, 0,
-                           (size_t)(images * d->h * d->w * d->c_in) * sizeof(T));
-                }
-                for (int64_t g = 0; g < d->groups; g++) {
-                    /* dcol[rows, k] = dy_g[rows, cog] * w_g^T, w_g stored [k, cog] */
-                    const gemm_args args = {0, 1, 0, rows, p->k, p->cog, d->c_out, d->c_out, p->k};
-                    if (w_packed != NULL)
-                        FN(gemm_packed_b)(&args, dy_chunk + g * p->cog, w_packed + g * group_packed, p->k, 0, col,
-                                          pack);
-                    else
-                        FN(gemm)(&args, dy_chunk + g * p->cog, w + g * p->cog, col, pack);
-                    FN(col2im)(d, p->cig, g, col, m0, rows, dx);
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t unit = 0; unit < units; unit++) {
+                for (int64_t piece = 0; piece < pieces_per_unit; piece++) {
+                    if (stop_requested(&stop))
+                        break;
+                    int64_t chunk = unit * pieces_per_unit + piece;
+                    if (alternate) {   /* piece 2 j + parity of image unit / half */
+                        const int64_t image_piece = 2 * (unit % half) + parity;
+                        if (image_piece >= p->pieces)
+                            continue;
+                        chunk = unit / half * p->pieces + image_piece;
+                    }
+                    int64_t m0, rows;
+                    conv_chunk_rows(p, chunk, &m0, &rows);
+                    const T *dy_chunk = dy + m0 * d->c_out;
+                    if (!disjoint && !alternate && piece == 0) {   /* zero the unit's images before the first scatter */
+                        const int64_t image0 = m0 / p->rows_per_image;
+                        const int64_t images = p->pieces == 1 ? rows / p->rows_per_image : 1;
+                        memset(dx + image0 * d->h * d->w * d->c_in, 0,
+                               (size_t)(images * d->h * d->w * d->c_in) * sizeof(T));
+                    }
+                    for (int64_t g = 0; g < d->groups; g++) {
+                        /* dcol[rows, k] = dy_g[rows, cog] * w_g^T, w_g stored [k, cog] */
+                        const gemm_args args = {0, 1, 0, rows, p->k, p->cog, d->c_out, d->c_out, p->k};
+                        if (w_packed != NULL)
+                            FN(gemm_packed_b)(&args, dy_chunk + g * p->cog, w_packed + g * group_packed, p->k, 0, col,
+                                              pack);
+                        else
+                            FN(gemm)(&args, dy_chunk + g * p->cog, w + g * p->cog, col, pack);
+                        FN(col2im)(d, p->cig, g, col, m0, rows, dx);
+                    }
                 }
             }
-        }
         }   /* each parity's loop ends at a barrier */
     }
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
