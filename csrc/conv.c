@@ -371,10 +371,12 @@ static int plan_flipped(const pycnn_conv2d_desc *d, const conv_plan *p, flipped_
         !mul_ok(p->k * (int64_t)dtype_size(d->dtype), d->c_out, &w_bytes))
         return 0;
     f->w_bytes = align_up64(w_bytes);
-    /* Few channels both ways, with the layer's input channels dividing a vector:
-     * the flipped convolution runs the low-channel kernels, 2-5x faster than
-     * GEMM + col2im at any batch (measured; other channel counts are slower). */
-    if (f->p.low_channel && conv_low_channel_whole_vectors(&f->d))
+    /* Few channels both ways, with the layer's input channels dividing a vector
+     * or filling whole ones: the flipped convolution runs the low-channel
+     * kernels, 2-5x faster than GEMM + col2im at any batch for up to 16 input
+     * channels, 0.93-1.2x for 32 (measured; other channel counts are slower, and
+     * so are more than 32 filters: 64 -> 64 "valid" 1.2x slower). */
+    if (f->p.low_channel && conv_low_channel_whole_vectors(&f->d) && f->d.c_in <= LOWC_MAX_C_IN)
         return 1;
     /* Otherwise only where the scatter pass cannot use the threads (it gives
      * each thread whole images): a batch of one to three images.  With a batch,

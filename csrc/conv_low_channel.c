@@ -24,7 +24,7 @@
 /* Kernel copy for P patterns and R repeats (NV = P * R vectors): P is odd, or
  * the lanes divide C (then P = C / lanes); the NV sums (or dy vectors) plus P
  * weight (or sum) vectors and two temporaries fit the vector registers. */
-#define LOWC_FITS(P, R, LANES, REGS) (((P) % 2 == 1 || (P) * (LANES) <= 16) && (P) * (R) <= 24 && \
+#define LOWC_FITS(P, R, LANES, REGS) (((P) % 2 == 1 || LOWC_BROADCAST_OK(P, LANES)) && (P) * (R) <= 24 && \
                                       ((R) == 1 || (P) * (R) + (P) + 2 <= (REGS)))
 
 /* Every (P, R) with P * R <= 24 (a kernel copy each where it fits). */
@@ -73,16 +73,20 @@ static void isa_vectors(pycnn_dtype dtype, int64_t *lanes, int64_t *regs)
  * the convolution: such layers keep the im2col path, which skips the padding. */
 int conv_low_channel_eligible(const pycnn_conv2d_desc *d, const conv_plan *p)
 {
+    int64_t lanes, regs;
+    isa_vectors(d->dtype, &lanes, &regs);
+    const int wide = lanes >= 8 && d->c_out % lanes == 0 && d->c_out / lanes <= LOWC_MAX_WIDE_PATTERNS;
     const int64_t reach_w = (d->kw - 1) * d->dilation_w;   /* no overflow: checked geometry */
-    return d->groups == 1 && d->stride_w == 1 && !p->direct && d->c_in <= LOWC_MAX_C_IN &&
-           d->c_out <= LOWC_MAX_C_OUT && reach_w / d->kw <= d->ow;
+    return d->groups == 1 && d->stride_w == 1 && !p->direct &&
+           ((d->c_in <= LOWC_MAX_C_IN && d->c_out <= LOWC_MAX_C_OUT) || (wide && d->c_in <= LOWC_MAX_WIDE_C_IN)) &&
+           reach_w / d->kw <= d->ow;
 }
 
 int conv_low_channel_whole_vectors(const pycnn_conv2d_desc *d)
 {
     int64_t lanes, regs;
     isa_vectors(d->dtype, &lanes, &regs);
-    return lanes % d->c_out == 0;
+    return lanes % d->c_out == 0 || d->c_out % lanes == 0;
 }
 
 /* Shape-only (with the process's ISA): the same for every thread count. */

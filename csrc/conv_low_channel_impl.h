@@ -139,9 +139,9 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const
     static LC_TARGET void LC(filter_##P##_##R)(const LCT(row_args) *a)                        \
     { if (LC_FITS(P, R)) LC(filter_row)(P, (P) * (R), 0, a); }                                 \
     static LC_TARGET void LC(forward_bc_##P##_##R)(const LCT(row_args) *a)                    \
-    { if (LC_FITS(P, R) && (P) * LC_LANES <= 16) LC(forward_row)(P, (P) * (R), 1, a); }        \
+    { if (LC_FITS(P, R) && LOWC_BROADCAST_OK(P, LC_LANES)) LC(forward_row)(P, (P) * (R), 1, a); }        \
     static LC_TARGET void LC(filter_bc_##P##_##R)(const LCT(row_args) *a)                     \
-    { if (LC_FITS(P, R) && (P) * LC_LANES <= 16) LC(filter_row)(P, (P) * (R), 1, a); }
+    { if (LC_FITS(P, R) && LOWC_BROADCAST_OK(P, LC_LANES)) LC(filter_row)(P, (P) * (R), 1, a); }
 LC_ALL_PR(LC_DEFINE)
 #undef LC_DEFINE
 

@@ -29,7 +29,9 @@ engine picks by shape are reached only here:
   whose lane patterns repeat every C / gcd(C, lanes) vectors (c_out 1, 5, 6,
   7, 12, 16), rows longer than one segment and a partial last one, rows of
   padding only, chunks that cut an image or hold several, bit-identical sums
-  at 1 and 2 threads.
+  at 1 and 2 threads; with AVX2 or AVX-512, also filters filling 2-4 whole
+  vectors (24, 32, 48, 64) from up to 128 input channels (VGG16 conv1_1,
+  1-D CNNs), and their flipped backward-data up to 32 filters.
 * GEMM layers cut into several chunks pack their filters once per pass, shared
   by every chunk and thread (forward as w, backward-data as w^T, per group),
   in column blocks split across threads: one image cut into pieces, a batch
@@ -86,6 +88,9 @@ FLIPPED_CASES = {
     "a batch, 4 -> 8": ((6, 9, 10, 4), (3, 3, 4, 8), {"padding": "same"}),
     "a batch, 16 -> 4, valid 5x5": ((4, 11, 10, 16), (5, 5, 16, 4), {}),
     "a batch, 2 -> 32, asymmetric padding": ((4, 8, 9, 2), (3, 2, 2, 32), {"padding": ((2, 0), (1, 0))}),
+    # Input channels filling whole vectors, up to 32 filters: the wide low-channel kernels.
+    "a batch, 32 -> 32, same": ((4, 9, 10, 32), (3, 3, 32, 32), {"padding": "same"}),
+    "a batch, 32 -> 16, valid 5x5": ((3, 11, 10, 32), (5, 5, 32, 16), {}),
 }
 
 
@@ -254,6 +259,18 @@ LOW_CHANNEL_CASES = {
     "32 input channels (the most)": ((2, 7, 9, 32), (3, 3, 32, 7), {"padding": "same"}),
     "long rows, 6 filters": ((2, 5, 75, 2), (3, 5, 2, 6), {"padding": "same"}),
     "long rows, 16 filters": ((1, 4, 61, 1), (2, 3, 1, 16), {}),
+    # Filters filling 2-4 whole vectors (AVX2 and AVX-512 float32; 24 only on AVX2,
+    # 80 is past the limit): register tiles of pixels x filters.
+    "wide: 3 -> 64 (VGG16 conv1_1)": ((1, 20, 23, 3), (3, 3, 3, 64), {"padding": "same"}),
+    "wide: 3 -> 32, 1-D kernel 7": ((4, 1, 70, 3), (1, 7, 3, 32), {"padding": ((0, 0), (3, 3))}),
+    "wide: 32 -> 32, valid": ((3, 10, 11, 32), (3, 3, 32, 32), {}),
+    "wide: 8 -> 48, dilation 2": ((2, 13, 12, 8), (3, 3, 8, 48), {"padding": "same", "dilation_rate": 2}),
+    "wide: 5 -> 24": ((2, 7, 9, 5), (3, 3, 5, 24), {"padding": "same"}),
+    "wide: 128 -> 64 (the most input channels)": ((1, 6, 7, 128), (3, 3, 128, 64), {"padding": "same"}),
+    "wide: long rows, 64 filters": ((1, 3, 150, 4), (2, 3, 4, 64), {}),
+    "wide: rows of padding only, 32 filters": ((2, 6, 7, 2), (1, 3, 2, 32), {"padding": ((2, 3), (1, 1))}),
+    "wide: stride_h 2, 32 filters": ((2, 13, 10, 3), (3, 3, 3, 32), {"padding": "same", "strides": (2, 1)}),
+    "past the wide limit: 3 -> 80": ((2, 7, 9, 3), (3, 3, 3, 80), {"padding": "same"}),
     "long rows, 5 filters, dilation_w 3": ((1, 3, 90, 1), (1, 4, 1, 5), {"dilation_rate": (1, 3)}),
     "kernel as large as the padded input": ((2, 5, 6, 3), (7, 8, 3, 5), {"padding": ((1, 1), (1, 1))}),
     "rows of padding only": ((2, 6, 7, 2), (1, 3, 2, 6), {"padding": ((2, 3), (1, 1))}),
@@ -282,6 +299,8 @@ LOW_CHANNEL_SPLIT_CASES = {
     "LeNet c1, 8 images": ((8, 28, 28, 1), (5, 5, 1, 6), {"padding": "same"}),
     "LeNet c3, 8 images": ((8, 14, 14, 6), (5, 5, 6, 16), {}),
     "one image cut between rows, stride_h 2": ((1, 96, 64, 3), (3, 3, 3, 7), {"padding": "same", "strides": (2, 1)}),
+    "wide: VGG16 conv1_1, one image cut between rows": ((1, 64, 40, 3), (3, 3, 3, 64), {"padding": "same"}),
+    "wide: 32 -> 32, 8 images": ((8, 12, 12, 32), (3, 3, 32, 32), {"padding": "same"}),
 }
 
 
