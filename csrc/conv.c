@@ -267,10 +267,12 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p)
     p->out_col_blocks = max64(1, min64(want_blocks, d->c_out / CONV_MIN_BLOCK_COLS));
     p->in_col_blocks = p->direct ? max64(1, min64(want_blocks, d->c_in / CONV_MIN_BLOCK_COLS)) : 1;
     /* Backward-filter by column blocks of dw: always for 1x1 (x is the im2col);
-     * otherwise when chunks are short (a deep layer on one image), where slot
-     * partials would be re-read and re-written for little arithmetic each. */
+     * otherwise when a few chunks are short (a deep layer on one image), where
+     * slot partials would be re-read and re-written for little arithmetic each.
+     * With more chunks than slots each thread reduces its own (a 1-D layer of
+     * 256 -> 64 channels on 16 images at 2 threads: 19.0 -> 11.3 ms). */
     const int short_chunks = !p->direct && !p->thin && d->groups == 1 &&
-                             p->rows_per_piece < CONV_SHORT_CHUNK_ROWS;
+                             p->rows_per_piece < CONV_SHORT_CHUNK_ROWS && p->chunks <= CONV_SLOTS;
     p->filter_col_blocks = p->direct || short_chunks ? max64(1, min64(CONV_SLOTS, d->c_out / CONV_MIN_BLOCK_COLS)) : 1;
     p->slots = min64(CONV_SLOTS, max64(p->chunks * max64(p->out_col_blocks, p->in_col_blocks),
                                         max64(p->filter_col_blocks, 1)));

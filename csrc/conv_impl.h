@@ -365,16 +365,17 @@ static pycnn_status FN(shared_col_backward_filter)(const pycnn_conv2d_desc *d, c
         for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
             int64_t m0, rows;
             conv_chunk_rows(p, chunk, &m0, &rows);
-            #pragma omp master
-            {
-                if (interrupt_requested())
-                    stop = 1;
-                else
-                    FN(im2col)(d, p->cig, 0, x, m0, rows, col);
-            }
-            #pragma omp barrier
-            if (stop)   /* read after the barrier: every thread leaves together */
+            #pragma omp single
+            stop = interrupt_requested();
+            if (stop)   /* read after the single's barrier: every thread leaves together */
                 break;
+            /* Each thread writes a share of the chunk's im2col rows (a copy: no
+             * arithmetic, so the split cannot change a bit). */
+            #pragma omp for schedule(static)
+            for (int64_t part = 0; part < threads; part++) {
+                const int64_t r0 = rows * part / threads, r1 = rows * (part + 1) / threads;
+                FN(im2col)(d, p->cig, 0, x, m0 + r0, r1 - r0, col + r0 * p->k);
+            }
             #pragma omp for schedule(dynamic, 1)
             for (int64_t block = 0; block < blocks; block++) {
                 int64_t j0, width;

@@ -9,7 +9,8 @@ engine picks by shape are reached only here:
   stride-1 transposed convolution, whose forward pass is a backward-data pass);
 * 1x1 convolutions and dense layers with few rows split their columns across
   threads, and backward-filter then gives each column block a single owner (as
-  it does, from one shared im2col buffer, for short chunks of deep layers);
+  it does, from one im2col buffer the threads share, for up to 4 short chunks
+  of deep layers);
 * im2col copies a kernel row's taps in one run when they are contiguous, with
   zeros where the window hangs over the border (kernels wider than the image);
 * the AVX-512 GEMM packs full 8-row blocks of A with an in-register transpose
@@ -146,10 +147,12 @@ def test_dense_column_split(rng, threads, dtype, case):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("x_shape", [(1, 6, 5, 40), (2, 12, 11, 300)], ids=["one chunk", "pieces of images"])
+@pytest.mark.parametrize("x_shape", [(1, 6, 5, 40), (2, 12, 11, 300), (3, 12, 11, 300)],
+                         ids=["one chunk", "4 pieces of images", "6 pieces: slot partials"])
 def test_short_chunks_backward_filter_by_columns(rng, threads, dtype, x_shape):
-    # Chunks under 256 rows and >= 128 output channels: dw is split by columns,
-    # every thread working from one shared im2col buffer, chunk after chunk.
+    # Up to 4 chunks under 256 rows and >= 64 output channels: dw is split by
+    # columns, the threads sharing one im2col buffer (each writing a share of
+    # its rows), chunk after chunk.  More chunks go to the slot partials.
     _check_conv(rng, dtype, x_shape, (3, 3, x_shape[-1], 140), padding="same")
 
 
@@ -348,6 +351,8 @@ SHARED_WORK_CASES = {
     "packed: k past GEMM_KC and GEMM_NC": ((8, 16, 16, 128), (3, 3, 128, 40), {"padding": "same", "strides": 2}),
     "one chunk, output columns split": ((1, 14, 14, 24), (3, 3, 24, 96), {"padding": "same"}),
     "filters over 4 MB: one longer chunk": ((1, 10, 10, 256), (3, 3, 256, 520), {"padding": "same"}),
+    # 4 chunks of 100 rows: dw by column blocks from an im2col both threads write.
+    "dw by columns: 4 short chunks": ((1, 20, 20, 256), (3, 3, 256, 64), {"padding": "same"}),
     "col2im: one image, 4 pieces, 7x7 stride 2": ((1, 64, 64, 3), (7, 7, 3, 40), {"padding": "same", "strides": 2}),
     "col2im: 2 images of 3 pieces": ((2, 80, 100, 8), (7, 7, 8, 36), {"padding": "same", "strides": 2}),
     "col2im: 3 images of 2 pieces": ((3, 60, 60, 4), (5, 5, 4, 48), {"padding": "same", "strides": 2}),
