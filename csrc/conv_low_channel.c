@@ -43,8 +43,9 @@
 typedef struct {
     int64_t lanes, patterns, reps;  /* vector lanes, P, R: a segment is P * R vectors */
     int64_t segs;                   /* segments of one output row */
-    int64_t padded_w;               /* padded input columns the row reads: ow + (kw - 1) * dilation_w */
+    int64_t padded_w;               /* padded input columns the row reads: (ow - 1) * stride_w + reach + 1 */
     int64_t elen, erows;            /* one expanded row (elements); ring slots per channel */
+    int64_t phase_len;              /* broadcast rows: pixels of one stride phase (see expand_row) */
     int64_t taps;                   /* kh * kw * c_in */
     int64_t broadcast;              /* lanes divide C: rows of one value per pixel (see LC_E) */
     int64_t table_at, stage_at, e_at, bytes;   /* element offsets in the region; its bytes */
@@ -76,8 +77,12 @@ int conv_low_channel_eligible(const pycnn_conv2d_desc *d, const conv_plan *p)
     int64_t lanes, regs;
     isa_vectors(d->dtype, &lanes, &regs);
     const int wide = lanes >= 8 && d->c_out % lanes == 0 && d->c_out / lanes <= LOWC_MAX_WIDE_PATTERNS;
+    /* A stride reads every stride_w-th pixel: only rows of one value per pixel
+     * split into phases (filters filling whole vectors), and no stride
+     * skipping pixels, whose phases would be expanded for nothing. */
+    const int strided_ok = d->c_out % lanes == 0 && d->stride_w <= d->kw;
     const int64_t reach_w = (d->kw - 1) * d->dilation_w;   /* no overflow: checked geometry */
-    return d->groups == 1 && d->stride_w == 1 && !p->direct &&
+    return d->groups == 1 && (d->stride_w == 1 || strided_ok) && !p->direct &&
            ((d->c_in <= LOWC_MAX_C_IN && d->c_out <= LOWC_MAX_C_OUT) || (wide && d->c_in <= LOWC_MAX_WIDE_C_IN)) &&
            reach_w / d->kw <= d->ow;
 }
@@ -107,13 +112,15 @@ static int geometry(const pycnn_conv2d_desc *d, const conv_plan *p, lowc_geom *g
     g->segs = ceil_div64(row_vectors, g->patterns * most);
     g->reps = ceil_div64(ceil_div64(row_vectors, g->segs), g->patterns);
     const int64_t reach_w = (d->kw - 1) * d->dilation_w;   /* below the padded width: checked */
-    g->padded_w = d->ow + reach_w;
+    g->padded_w = (d->ow - 1) * d->stride_w + reach_w + 1;   /* likewise */
     const int64_t align = PYCNN_ALIGN / size;
     int64_t elen, erows, e_count, table;
     g->broadcast = C % g->lanes == 0;
-    if (g->broadcast)   /* the pixels the segments reach */
-        elen = g->segs * g->reps + reach_w + 1;
-    else if (!mul_ok(reach_w, C, &elen) ||
+    g->phase_len = g->segs * g->reps + reach_w / d->stride_w + 1;   /* the pixels the segments reach */
+    if (g->broadcast) {
+        if (!mul_ok(g->phase_len, d->stride_w, &elen))
+            return 0;
+    } else if (d->stride_w != 1 || !mul_ok(reach_w, C, &elen) ||
              !add_ok(elen, g->segs * g->reps * g->patterns * g->lanes + g->lanes, &elen))
         return 0;
     g->elen = ceil_div64(elen, align) * align;
@@ -144,7 +151,9 @@ int64_t conv_low_channel_slot_bytes(const pycnn_conv2d_desc *d, const conv_plan 
     typedef struct {                                                                 \
         const T *e;            /* the ring of expanded rows: slot s of channel c */  \
         int64_t elen, ring, slot0, slot_step;   /* at e + c * e_chan_step + s * elen; */ \
-        int64_t e_chan_step, e_tap_step;        /* slot0: the first in-image tap row */ \
+        int64_t e_chan_step;                    /* slot0: the first in-image tap row */ \
+        int64_t tap_step, wrap_step;   /* e from one kernel column to the next (wrap: */ \
+        int64_t phase_step, stride_w;  /* when the stride phase passes stride_w) */      \
         int64_t rows, c_in, kw, segs, valid;   /* valid: ow * C elements per row */  \
         const T *w, *bias;     /* forward: weight and bias patterns */              \
         T *y;                                                                        \

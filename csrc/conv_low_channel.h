@@ -12,14 +12,14 @@
 #define LOWC_MAX_C_IN 32
 #define LOWC_MAX_C_OUT 16
 /* With 8 or 16 float lanes (AVX2, AVX-512), also filters filling up to this
- * many whole vectors per pixel (32 or 64 on AVX-512: VGG's and the 1-D CNNs'
- * first layers, CIFAR CNNs), from up to LOWC_MAX_WIDE_C_IN input channels: a
- * segment is then a register tile of pixels x filters with one broadcast input
- * value per pixel and tap, a GEMM micro-kernel without the im2col.  Measured
- * against the GEMM path (1-32 images, 3x3 to 7x7): forward and backward-filter
- * 1.1-2.8x faster from 3 to 64 input channels; at 128 level at 1 thread
- * (0.96-1.2x) and 1.6-2x faster at 2. */
-#define LOWC_MAX_WIDE_PATTERNS 4
+ * many whole vectors per pixel (up to 96 on AVX-512: the stems of VGG, ResNet
+ * and AlexNet, 1-D CNNs, CIFAR CNNs), from up to LOWC_MAX_WIDE_C_IN input
+ * channels: a segment is then a register tile of pixels x filters with one
+ * broadcast input value per pixel and tap, a GEMM micro-kernel without the
+ * im2col.  Measured against the GEMM path (1-32 images, 3x3 to 11x11):
+ * forward and backward-filter 1.1-2.8x faster from 3 to 64 input channels; at
+ * 128 level at 1 thread (0.96-1.2x) and 1.6-2x faster at 2. */
+#define LOWC_MAX_WIDE_PATTERNS 6
 #define LOWC_MAX_WIDE_C_IN 128
 /* P even needs one value per pixel (the lanes divide C): P * lanes up to 16,
  * or wide patterns with 8 or more lanes. */

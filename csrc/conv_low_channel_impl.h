@@ -39,6 +39,17 @@ typedef T LC(uvec) __attribute__((vector_size(LC_LANES * sizeof(T)), aligned(siz
     }
 #define LC_ALL_P(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define LC_ALL_S(X) LC_ALL_P(X) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+/* e and its stride phase r from one kernel column to the next (see LC(steps)). */
+#define LC_NEXT_TAP(e, r)                  \
+    do {                                   \
+        (r) += a->phase_step;              \
+        if ((r) >= a->stride_w) {          \
+            (r) -= a->stride_w;            \
+            (e) += a->wrap_step;           \
+        } else {                           \
+            (e) += a->tap_step;            \
+        }                                  \
+    } while (0)
 /* Vector s of the expanded row at e.  With BC (the lanes divide C, so P = C / lanes and a
  * pixel fills P whole vectors) rows are stored one value per pixel and broadcast here. */
 #define LC_E(s) (BC ? e[(s) / P] - (VEC){0} : LOADU(e + (s) * LC_LANES))
@@ -61,13 +72,15 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(forward_row)(cons
                 slot -= a->ring;
             for (int64_t c = 0; c < a->c_in; c++, e_chan += a->e_chan_step) {
                 const T *e = e_chan;
-                for (int64_t j = 0; j < a->kw; j++, e += a->e_tap_step, w_tap += P * LC_LANES) {
+                int64_t r = 0;
+                for (int64_t j = 0; j < a->kw; j++, w_tap += P * LC_LANES) {
 #define LC_W(p) const VEC w##p = (p) < P ? LOADU(w_tap + (p) * LC_LANES) : (VEC){0};
                     LC_ALL_P(LC_W)
 #undef LC_W
 #define LC_FMA(s) if ((s) < NV) a##s += LC_E(s) * LC_WSEL((s) % P);
                     LC_ALL_S(LC_FMA)
 #undef LC_FMA
+                    LC_NEXT_TAP(e, r);
                 }
             }
         }
@@ -117,13 +130,15 @@ static inline __attribute__((always_inline)) LC_TARGET void LC(filter_row)(const
                 slot -= a->ring;
             for (int64_t c = 0; c < a->c_in; c++, e_chan += a->e_chan_step) {
                 const T *e = e_chan;
-                for (int64_t j = 0; j < a->kw; j++, e += a->e_tap_step) {
+                int64_t r = 0;
+                for (int64_t j = 0; j < a->kw; j++) {
 #define LC_SUM(s) if ((s) < NV) { LC_TACC((s) % P, (s) < P, LC_E(s) * d##s) }
                     LC_ALL_S(LC_SUM)
 #undef LC_SUM
                     sums = acc;
                     LC_ALL_P(LC_ADD)
                     acc += P * LC_LANES;
+                    LC_NEXT_TAP(e, r);
                 }
             }
         }
@@ -159,7 +174,10 @@ static void LC(select)(int64_t P, int64_t R, int64_t broadcast, LCT(row_fn) *for
 }
 
 /* Input row iy of one image into its ring slot, every channel: E[c][iy % ring][q * C + k] =
- * x[iy][q - pad_left][c] for k < C, zero outside the image and up to elen. */
+ * x[iy][q - pad_left][c] for k < C, zero outside the image and up to elen.  Broadcast
+ * rows hold one value per padded pixel q, split by stride phase: q = t * stride_w + r
+ * at r * phase_len + t, so consecutive output pixels read consecutive values for
+ * every kernel column (a stride of 1 is one phase, the row itself). */
 static LC_TARGET void LC(expand_row)(const pycnn_conv2d_desc *d, const lowc_geom *g, const T *image,
                                      int64_t iy, T *E)
 {
@@ -171,12 +189,21 @@ static LC_TARGET void LC(expand_row)(const pycnn_conv2d_desc *d, const lowc_geom
     for (int64_t c = 0; c < d->c_in; c++, slot += g->erows * g->elen) {
         T *dst = slot;
         const T *src = image + iy * d->w * d->c_in + c;
-        if (g->broadcast) {   /* one value per padded pixel */
-            for (int64_t q = 0; q < q_lo; q++)
-                dst[q] = 0;
-            for (int64_t q = q_lo; q < q_hi; q++)
-                dst[q] = src[(q - d->pad_left) * d->c_in];
-            for (int64_t q = q_hi; q < g->elen; q++)
+        if (g->broadcast) {
+            const int64_t sw = d->stride_w;
+            for (int64_t r = 0; r < sw; r++) {
+                T *phase = dst + r * g->phase_len;
+                /* the phase's pixels inside the image: q_lo <= t * sw + r < q_hi */
+                const int64_t t_lo = min64(g->phase_len, q_lo > r ? ceil_div64(q_lo - r, sw) : 0);
+                const int64_t t_hi = max64(t_lo, min64(g->phase_len, q_hi > r ? ceil_div64(q_hi - r, sw) : 0));
+                for (int64_t t = 0; t < t_lo; t++)
+                    phase[t] = 0;
+                for (int64_t t = t_lo; t < t_hi; t++)
+                    phase[t] = src[(t * sw + r - d->pad_left) * d->c_in];
+                for (int64_t t = t_hi; t < g->phase_len; t++)
+                    phase[t] = 0;
+            }
+            for (int64_t q = sw * g->phase_len; q < g->elen; q++)
                 dst[q] = 0;
             continue;
         }
@@ -249,11 +276,17 @@ static LC_TARGET void LC(run_chunk)(const pycnn_conv2d_desc *d, const lowc_geom 
     a->acc = acc_all;
 }
 
-/* Elements from one kernel column's row to the next's: dilation_w pixels (the
- * product below the padded width unless kw is 1, where any dilation is allowed). */
-static inline int64_t LC(tap_step)(const pycnn_conv2d_desc *d, const lowc_geom *g)
+/* Elements from one kernel column to the next: dilation_w pixels, which is
+ * dilation_w / stride_w values further in a phase dilation_w % stride_w later
+ * (and one value further when that passes the last phase).  The products are
+ * below the padded width unless kw is 1, where any dilation is allowed. */
+static inline void LC(steps)(const pycnn_conv2d_desc *d, const lowc_geom *g, LCT(row_args) *a)
 {
-    return d->kw == 1 ? 0 : d->dilation_w * (g->broadcast ? 1 : d->c_out);
+    const int64_t sw = d->stride_w, dt = d->dilation_w / sw, dr = d->dilation_w % sw;
+    a->stride_w = sw;
+    a->phase_step = d->kw == 1 ? 0 : dr;
+    a->tap_step = d->kw == 1 ? 0 : g->broadcast ? dr * g->phase_len + dt : d->dilation_w * d->c_out;
+    a->wrap_step = (dr - sw) * g->phase_len + dt + 1;   /* (never taken with stride 1) */
 }
 
 /* Slot buffers, from the slot's 64-byte aligned low-channel region. */
@@ -287,10 +320,10 @@ static pycnn_status LC(forward)(const pycnn_conv2d_desc *d, const conv_plan *p, 
         LCT(row_args) a = {
             .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
             .e_chan_step = g->erows * g->elen,
-            .e_tap_step = LC(tap_step)(d, g),
             .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .w = table, .bias = bias_pattern, .stage = stage,
         };
+        LC(steps)(d, g, &a);
         #pragma omp for schedule(dynamic, 1)
         for (int64_t chunk = 0; chunk < p->chunks; chunk++) {
             if (stop_requested(&stop))
@@ -321,10 +354,10 @@ static pycnn_status LC(backward_filter)(const pycnn_conv2d_desc *d, const conv_p
         LCT(row_args) a = {
             .e = E, .elen = g->elen, .ring = g->erows, .slot_step = d->dilation_h % g->erows,
             .e_chan_step = g->erows * g->elen,
-            .e_tap_step = LC(tap_step)(d, g),
             .c_in = d->c_in, .kw = d->kw, .segs = g->segs,
             .valid = d->ow * d->c_out, .acc = acc, .bias_acc = acc + g->taps * PL, .stage = stage,
         };
+        LC(steps)(d, g, &a);
         for (int64_t chunk = s; chunk < p->chunks; chunk += p->slots) {
             if (stop_requested(&stop))
                 break;
@@ -363,6 +396,7 @@ static pycnn_status LC(backward_filter)(const pycnn_conv2d_desc *d, const conv_p
 #undef LOADU
 #undef STOREU
 #undef LC_WSEL
+#undef LC_NEXT_TAP
 #undef LC_TACC
 #undef LC_ALL_P
 #undef LC_ALL_S

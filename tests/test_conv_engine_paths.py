@@ -30,9 +30,11 @@ engine picks by shape are reached only here:
   whose lane patterns repeat every C / gcd(C, lanes) vectors (c_out 1, 5, 6,
   7, 12, 16), rows longer than one segment and a partial last one, rows of
   padding only, chunks that cut an image or hold several, bit-identical sums
-  at 1 and 2 threads; with AVX2 or AVX-512, also filters filling 2-4 whole
-  vectors (24, 32, 48, 64) from up to 128 input channels (VGG16 conv1_1,
-  1-D CNNs), and their flipped backward-data up to 32 filters.
+  at 1 and 2 threads; with AVX2 or AVX-512, also filters filling 2-6 whole
+  vectors (24 to 96) from up to 128 input channels (VGG16 conv1_1,
+  1-D CNNs), and their flipped backward-data up to 32 filters; strides along
+  the row when the filters fill whole vectors (ResNet's and AlexNet's stems),
+  the expanded rows then split into stride phases.
 * GEMM layers cut into several chunks pack their filters once per pass, shared
   by every chunk and thread (forward as w, backward-data as w^T, per group),
   in column blocks split across threads: one image cut into pieces, a batch
@@ -262,8 +264,8 @@ LOW_CHANNEL_CASES = {
     "32 input channels (the most)": ((2, 7, 9, 32), (3, 3, 32, 7), {"padding": "same"}),
     "long rows, 6 filters": ((2, 5, 75, 2), (3, 5, 2, 6), {"padding": "same"}),
     "long rows, 16 filters": ((1, 4, 61, 1), (2, 3, 1, 16), {}),
-    # Filters filling 2-4 whole vectors (AVX2 and AVX-512 float32; 24 only on AVX2,
-    # 80 is past the limit): register tiles of pixels x filters.
+    # Filters filling 2-6 whole vectors (AVX2 and AVX-512 float32; 24 only on AVX2,
+    # 112 is past the limit): register tiles of pixels x filters.
     "wide: 3 -> 64 (VGG16 conv1_1)": ((1, 20, 23, 3), (3, 3, 3, 64), {"padding": "same"}),
     "wide: 3 -> 32, 1-D kernel 7": ((4, 1, 70, 3), (1, 7, 3, 32), {"padding": ((0, 0), (3, 3))}),
     "wide: 32 -> 32, valid": ((3, 10, 11, 32), (3, 3, 32, 32), {}),
@@ -273,7 +275,18 @@ LOW_CHANNEL_CASES = {
     "wide: long rows, 64 filters": ((1, 3, 150, 4), (2, 3, 4, 64), {}),
     "wide: rows of padding only, 32 filters": ((2, 6, 7, 2), (1, 3, 2, 32), {"padding": ((2, 3), (1, 1))}),
     "wide: stride_h 2, 32 filters": ((2, 13, 10, 3), (3, 3, 3, 32), {"padding": "same", "strides": (2, 1)}),
-    "past the wide limit: 3 -> 80": ((2, 7, 9, 3), (3, 3, 3, 80), {"padding": "same"}),
+    "wide: 3 -> 80": ((2, 7, 9, 3), (3, 3, 3, 80), {"padding": "same"}),
+    "wide: 3 -> 96": ((2, 8, 21, 3), (3, 3, 3, 96), {"padding": "same"}),
+    "past the wide limit: 3 -> 112": ((2, 7, 9, 3), (3, 3, 3, 112), {"padding": "same"}),
+    # A stride along the row reads expanded rows split into stride phases (filters
+    # filling whole vectors: 8 and 16 on the portable and AVX2 builds too).
+    "strided: 7x7 stride 2, 3 -> 64 (ResNet stem)": ((1, 30, 31, 3), (7, 7, 3, 64), {"padding": "same", "strides": 2}),
+    "strided: 11x11 stride 4, 3 -> 96 (AlexNet stem)": ((2, 35, 39, 3), (11, 11, 3, 96), {"strides": 4}),
+    "strided: 5x5 stride 3, 2 -> 16": ((2, 17, 20, 2), (5, 5, 2, 16), {"strides": 3}),
+    "strided: stride 2, dilation 3 (phase wraps)": ((1, 12, 40, 3), (3, 3, 3, 32), {"strides": 2, "dilation_rate": (1, 3)}),
+    "strided: stride 2, 8 filters": ((2, 9, 11, 3), (3, 3, 3, 8), {"padding": "same", "strides": 2}),
+    "strided: 1-D, stride 2, 4 -> 32": ((3, 1, 61, 4), (1, 5, 4, 32), {"padding": ((0, 0), (2, 2)), "strides": (1, 2)}),
+    "stride beyond the kernel keeps the GEMM": ((1, 9, 9, 3), (2, 2, 3, 32), {"strides": 3}),
     "long rows, 5 filters, dilation_w 3": ((1, 3, 90, 1), (1, 4, 1, 5), {"dilation_rate": (1, 3)}),
     "kernel as large as the padded input": ((2, 5, 6, 3), (7, 8, 3, 5), {"padding": ((1, 1), (1, 1))}),
     "rows of padding only": ((2, 6, 7, 2), (1, 3, 2, 6), {"padding": ((2, 3), (1, 1))}),
@@ -304,6 +317,7 @@ LOW_CHANNEL_SPLIT_CASES = {
     "one image cut between rows, stride_h 2": ((1, 96, 64, 3), (3, 3, 3, 7), {"padding": "same", "strides": (2, 1)}),
     "wide: VGG16 conv1_1, one image cut between rows": ((1, 64, 40, 3), (3, 3, 3, 64), {"padding": "same"}),
     "wide: 32 -> 32, 8 images": ((8, 12, 12, 32), (3, 3, 32, 32), {"padding": "same"}),
+    "strided: ResNet stem, one image cut between rows": ((1, 64, 48, 3), (7, 7, 3, 64), {"padding": "same", "strides": 2}),
 }
 
 
