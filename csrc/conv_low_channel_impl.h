@@ -286,7 +286,7 @@ static inline void LC(steps)(const pycnn_conv2d_desc *d, const lowc_geom *g, LCT
     a->stride_w = sw;
     a->phase_step = d->kw == 1 ? 0 : dr;
     a->tap_step = d->kw == 1 ? 0 : g->broadcast ? dr * g->phase_len + dt : d->dilation_w * d->c_out;
-    a->wrap_step = (dr - sw) * g->phase_len + dt + 1;   /* (never taken with stride 1) */
+    a->wrap_step = d->kw == 1 ? 0 : (dr - sw) * g->phase_len + dt + 1;   /* (never taken with stride 1) */
 }
 
 /* Slot buffers, from the slot's 64-byte aligned low-channel region. */

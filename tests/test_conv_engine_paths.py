@@ -287,6 +287,8 @@ LOW_CHANNEL_CASES = {
     "strided: stride 2, 8 filters": ((2, 9, 11, 3), (3, 3, 3, 8), {"padding": "same", "strides": 2}),
     "strided: 1-D, stride 2, 4 -> 32": ((3, 1, 61, 4), (1, 5, 4, 32), {"padding": ((0, 0), (2, 2)), "strides": (1, 2)}),
     "stride beyond the kernel keeps the GEMM": ((1, 9, 9, 3), (2, 2, 3, 32), {"strides": 3}),
+    # A 1-wide kernel allows any dilation; the kernels never step from its column.
+    "1x1 kernel, dilation_w 2**63 - 1, 16 filters": ((1, 3, 5, 2), (1, 1, 2, 16), {"dilation_rate": (1, 2**63 - 1)}),
     "long rows, 5 filters, dilation_w 3": ((1, 3, 90, 1), (1, 4, 1, 5), {"dilation_rate": (1, 3)}),
     "kernel as large as the padded input": ((2, 5, 6, 3), (7, 8, 3, 5), {"padding": ((1, 1), (1, 1))}),
     "rows of padding only": ((2, 6, 7, 2), (1, 3, 2, 6), {"padding": ((2, 3), (1, 1))}),
