@@ -18,6 +18,8 @@ static const char *const status_text[PYCNN_STATUS_COUNT] = {
     [PYCNN_ERR_BAD_PARAMETER] = "a parameter is out of range (an unknown activation mode, or epsilon not > 0)",
     [PYCNN_ERR_BAD_INDEX] = "indices must be positions iy * w + ix inside their own pooling window; got one outside it",
     [PYCNN_ERR_INDEX_RANGE] = "an image plane must have at most 2**31 - 1 positions (h * w) for int32 indices",
+    [PYCNN_ERR_PACKED_MISMATCH] = "the packed filters were made for another kernel shape, groups, dtype or "
+                                  "GEMM kernel; pack them again for this call",
 };
 
 const char *pycnn_status_str(pycnn_status status)

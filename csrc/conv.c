@@ -437,17 +437,120 @@ static pycnn_status prepare(const pycnn_conv2d_desc *d, int allow_negative_end,
 pycnn_status pycnn_conv2d_forward(const pycnn_conv2d_desc *d, const void *x, const void *w,
                                   const void *bias, void *y, void *workspace, size_t workspace_size)
 {
+    return pycnn_conv2d_forward_packed(d, x, w, NULL, 0, bias, y, workspace, workspace_size);
+}
+
+/* ---- Filters packed by the caller once for many forward calls ---- */
+
+/* The packed copy opens with this header, so that one made for another
+ * kernel shape, groups, dtype or GEMM kernel is refused, not read as filters. */
+typedef struct {
+    char magic[8];
+    int64_t dtype, nr, kc, k, cog, groups;
+    int64_t payload_bytes;
+} packed_filters_header;
+#define PACKED_FILTERS_MAGIC "pycnnPKF"
+#define PACKED_FILTERS_OFFSET 64   /* the payload starts here */
+_Static_assert(sizeof(packed_filters_header) <= PACKED_FILTERS_OFFSET, "the header must fit before the payload");
+
+/* Whether the forward on d runs the blocked GEMM that packs w (conv_impl.h's
+ * conv_forward reads a caller's copy exactly there). */
+static int forward_reads_packed(const pycnn_conv2d_desc *d, const conv_plan *p)
+{
+    return !p->low_channel && !p->thin && !p->narrow && d->n > 0 &&
+           (p->pack_w || d->n * p->rows_per_image > GEMM_SMALL_M);
+}
+
+/* The header a packed copy for d must carry; 0 when its size overflows. */
+static int expected_header(const pycnn_conv2d_desc *d, const conv_plan *p, packed_filters_header *h)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, PACKED_FILTERS_MAGIC, sizeof h->magic);
+    h->dtype = d->dtype;
+    h->nr = gemm_nr(d->dtype);
+    h->kc = GEMM_KC;
+    h->k = p->k;
+    h->cog = p->cog;
+    h->groups = d->groups;
+    int64_t group_elements;
+    return p->cog <= INT64_MAX - h->nr && mul_ok(p->k, conv_packed_group(1, p->cog, h->nr), &group_elements) &&
+           mul_ok(group_elements, d->groups, &h->payload_bytes) &&
+           mul_ok(h->payload_bytes, (int64_t)dtype_size(d->dtype), &h->payload_bytes) &&
+           h->payload_bytes <= INT64_MAX - PACKED_FILTERS_OFFSET;
+}
+
+static pycnn_status packed_plan(const pycnn_conv2d_desc *d, conv_plan *p, packed_filters_header *h,
+                                size_t *bytes)
+{
+    if (d == NULL || bytes == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    pycnn_conv2d_desc checked = *d;
+    pycnn_status st = pycnn_conv2d_check(&checked);
+    if (st == PYCNN_OK)
+        st = conv_make_plan(&checked, p);
+    if (st != PYCNN_OK)
+        return st;
+    if (!expected_header(&checked, p, h))
+        return PYCNN_ERR_OVERFLOW;
+    *bytes = forward_reads_packed(&checked, p) ? (size_t)(PACKED_FILTERS_OFFSET + h->payload_bytes) : 0;
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_conv2d_packed_filters_size(const pycnn_conv2d_desc *d, size_t *bytes)
+{
+    conv_plan p;
+    packed_filters_header h;
+    return packed_plan(d, &p, &h, bytes);
+}
+
+pycnn_status pycnn_conv2d_pack_filters(const pycnn_conv2d_desc *d, const void *w, void *packed,
+                                       size_t packed_size)
+{
+    conv_plan p;
+    packed_filters_header h;
+    size_t needed;
+    pycnn_status st = packed_plan(d, &p, &h, &needed);
+    if (st != PYCNN_OK || needed == 0)   /* 0: this forward reads w itself; nothing to pack */
+        return st;
+    if (packed_size < needed)
+        return PYCNN_ERR_WORKSPACE_TOO_SMALL;
+    if (w == NULL || packed == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    memcpy(packed, &h, sizeof h);
+    void *payload = (char *)packed + PACKED_FILTERS_OFFSET;
+    if (d->dtype == PYCNN_FLOAT32)
+        conv_pack_filters_f32(d, &p, w, payload);
+    else
+        conv_pack_filters_f64(d, &p, w, payload);
+    return PYCNN_OK;
+}
+
+pycnn_status pycnn_conv2d_forward_packed(const pycnn_conv2d_desc *d, const void *x, const void *w,
+                                         const void *packed, size_t packed_size, const void *bias, void *y,
+                                         void *workspace, size_t workspace_size)
+{
     conv_plan p;
     pycnn_status st = prepare(d, 0, workspace_size, workspace, &p);
     if (st != PYCNN_OK)
         return st;
+    const void *prepacked = NULL;
+    if (packed != NULL) {
+        packed_filters_header expected;
+        if (!expected_header(d, &p, &expected))
+            return PYCNN_ERR_OVERFLOW;
+        if (packed_size < PACKED_FILTERS_OFFSET || memcmp(packed, &expected, sizeof expected) != 0 ||
+            packed_size - PACKED_FILTERS_OFFSET < (size_t)expected.payload_bytes)
+            return PYCNN_ERR_PACKED_MISMATCH;
+        if (forward_reads_packed(d, &p))
+            prepacked = (const char *)packed + PACKED_FILTERS_OFFSET;
+    }
     if (d->n == 0)
         return PYCNN_OK;
     if (x == NULL || w == NULL || y == NULL)
         return PYCNN_ERR_NULL_POINTER;
     if (d->dtype == PYCNN_FLOAT32)
-        return conv_forward_f32(d, &p, x, w, bias, y, workspace);
-    return conv_forward_f64(d, &p, x, w, bias, y, workspace);
+        return conv_forward_f32(d, &p, x, w, prepacked, bias, y, workspace);
+    return conv_forward_f64(d, &p, x, w, prepacked, bias, y, workspace);
 }
 
 static pycnn_status backward_data(const pycnn_conv2d_desc *d, int allow_negative_end,
@@ -467,10 +570,10 @@ static pycnn_status backward_data(const pycnn_conv2d_desc *d, int allow_negative
         char *rest = (char *)workspace + f.w_bytes;
         if (d->dtype == PYCNN_FLOAT32) {
             flip_filters_f32(d, &p, w, workspace);
-            return conv_forward_f32(&f.d, &f.p, dy, workspace, NULL, dx, rest);
+            return conv_forward_f32(&f.d, &f.p, dy, workspace, NULL, NULL, dx, rest);
         }
         flip_filters_f64(d, &p, w, workspace);
-        return conv_forward_f64(&f.d, &f.p, dy, workspace, NULL, dx, rest);
+        return conv_forward_f64(&f.d, &f.p, dy, workspace, NULL, NULL, dx, rest);
     }
     if (d->dtype == PYCNN_FLOAT32)
         return conv_backward_data_f32(d, &p, dy, w, dx, workspace);
@@ -652,8 +755,8 @@ pycnn_status pycnn_conv2d_transpose_backward_data(const pycnn_conv2d_transpose_d
     if (dy == NULL || w == NULL || dx == NULL)
         return PYCNN_ERR_NULL_POINTER;
     if (d.dtype == PYCNN_FLOAT32)
-        return conv_forward_f32(&d, &p, dy, w, NULL, dx, workspace);
-    return conv_forward_f64(&d, &p, dy, w, NULL, dx, workspace);
+        return conv_forward_f32(&d, &p, dy, w, NULL, NULL, dx, workspace);
+    return conv_forward_f64(&d, &p, dy, w, NULL, NULL, dx, workspace);
 }
 
 pycnn_status pycnn_conv2d_transpose_backward_filter(const pycnn_conv2d_transpose_desc *t,

@@ -177,7 +177,10 @@ pycnn_status conv_make_plan(const pycnn_conv2d_desc *d, conv_plan *p);
 
 #define DECLARE_CONV_PASSES(SFX, T)                                                        \
     pycnn_status conv_forward_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,        \
-                                    const T *x, const T *w, const T *bias, T *y, char *ws); \
+                                    const T *x, const T *w, const T *prepacked,            \
+                                    const T *bias, T *y, char *ws);                        \
+    void conv_pack_filters_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,           \
+                                 const T *w, T *packed);                                   \
     pycnn_status conv_backward_data_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p,  \
                                           const T *dy, const T *w, T *dx, char *ws);       \
     pycnn_status conv_backward_filter_##SFX(const pycnn_conv2d_desc *d, const conv_plan *p, \

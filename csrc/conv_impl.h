@@ -263,16 +263,22 @@ static pycnn_status FN(thin_backward_data)(const pycnn_conv2d_desc *d, const con
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
 
-/* Every chunk's GEMM B packed once per pass (conv_plan.pack_w), into the
- * buffer after the slots: per group w_g [k, cog] for the forward pass or, read
- * transposed, w_g^T [cog, k] for backward-data.  Called by every thread of the
- * pass's parallel region: the column blocks are shared out, and the loop's
- * closing barrier holds the threads until the whole B is packed. */
+/* The buffer after the slots (conv_plan.shared_w_bytes). */
+static T *FN(shared_w_buffer)(const conv_plan *p, char *ws)
+{
+    return (T *)(ws + p->slots * p->slot_bytes);
+}
+
+/* Every chunk's GEMM B packed once per pass (conv_plan.pack_w) into `packed`
+ * (the buffer after the slots, or the caller's pycnn_conv2d_pack_filters):
+ * per group w_g [k, cog] for the forward pass or, read transposed, w_g^T
+ * [cog, k] for backward-data.  Called by every thread of a parallel region:
+ * the column blocks are shared out, and the loop's closing barrier holds the
+ * threads until the whole B is packed. */
 static const T *FN(pack_weights)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, int transposed,
-                                 char *ws)
+                                 T *packed)
 {
     enum { BLOCK_COLS = 64 };   /* a multiple of every kernel's NR */
-    T *packed = (T *)(ws + p->slots * p->slot_bytes);
     const int64_t rows = transposed ? p->cog : p->k, cols = transposed ? p->k : p->cog;
     const int64_t per_group = conv_packed_group(rows, cols, gemm_nr(d->dtype));
     const int64_t blocks = ceil_div64(cols, BLOCK_COLS);
@@ -298,7 +304,7 @@ static pycnn_status FN(direct_backward_data)(const pycnn_conv2d_desc *d, const c
     #pragma omp parallel num_threads(threads)
     {
         void *pack = ws + (int64_t)THREAD_ID() * p->slot_bytes + p->col_bytes;
-        const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, ws) : NULL;
+        const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, FN(shared_w_buffer)(p, ws)) : NULL;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < items; item++) {
             if (stop_requested(&stop))
@@ -394,8 +400,16 @@ static pycnn_status FN(shared_col_backward_filter)(const pycnn_conv2d_desc *d, c
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
 
+/* The forward's B for pycnn_conv2d_pack_filters (conv_forward_reads_packed). */
+void FN(conv_pack_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *packed)
+{
+    #pragma omp parallel num_threads(worker_threads(CONV_SLOTS, p->work))
+    FN(pack_weights)(d, p, w, 0, packed);
+}
+
+/* prepacked: the forward's B packed by the caller (conv_forward_reads_packed), or NULL. */
 pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
-                              const T *x, const T *w, const T *bias, T *y, char *ws)
+                              const T *x, const T *w, const T *prepacked, const T *bias, T *y, char *ws)
 {
     if (p->low_channel)
         return FN(conv_low_channel_forward)(d, p, x, w, bias, y, ws);
@@ -409,7 +423,9 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
         void *pack = slot + p->col_bytes;
-        const T *w_packed = p->pack_w && !p->narrow ? FN(pack_weights)(d, p, w, 0, ws) : NULL;
+        const T *w_packed = prepacked;
+        if (w_packed == NULL && p->pack_w && !p->narrow)
+            w_packed = FN(pack_weights)(d, p, w, 0, FN(shared_w_buffer)(p, ws));
         const int64_t group_packed = conv_packed_group(p->k, p->cog, gemm_nr(d->dtype));
         #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < items; item++) {
@@ -460,7 +476,8 @@ pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                 /* y[:, cols] = col * w_g[:, cols], cols the group's or the block's */
                 const int64_t first = g * p->cog + j0;
                 const gemm_args args = {0, 0, 0, rows, min64(width, p->cog), p->k, lda, d->c_out, d->c_out};
-                if (w_packed != NULL)
+                /* (a caller's B only where the GEMM would pack too: the same bits either way) */
+                if (w_packed != NULL && (p->pack_w || rows > GEMM_SMALL_M))
                     FN(gemm_packed_b)(&args, a, w_packed + g * group_packed, p->cog, j0, y_chunk + first, pack);
                 else
                     FN(gemm)(&args, a, w + first, y_chunk + first, pack);
@@ -502,7 +519,7 @@ pycnn_status FN(conv_backward_data)(const pycnn_conv2d_desc *d, const conv_plan 
         char *slot = ws + (int64_t)THREAD_ID() * p->slot_bytes;
         T *col = (T *)slot;
         void *pack = slot + p->col_bytes;
-        const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, ws) : NULL;
+        const T *w_packed = p->pack_w ? FN(pack_weights)(d, p, w, 1, FN(shared_w_buffer)(p, ws)) : NULL;
         const int64_t group_packed = conv_packed_group(p->cog, p->k, gemm_nr(d->dtype));
         for (int parity = 0; parity < 1 + alternate; parity++) {
             #pragma omp for schedule(dynamic, 1)

@@ -44,6 +44,7 @@ typedef enum {
     PYCNN_ERR_BAD_PARAMETER,        /* a mode or scalar parameter is out of range */
     PYCNN_ERR_BAD_INDEX,            /* a stored pooling index is outside its window */
     PYCNN_ERR_INDEX_RANGE,          /* an image plane has more positions than int32 holds */
+    PYCNN_ERR_PACKED_MISMATCH,      /* packed filters made for another layer, dtype or kernel */
     PYCNN_STATUS_COUNT
 } pycnn_status;
 
@@ -101,6 +102,28 @@ pycnn_status pycnn_conv2d_workspace_size(const pycnn_conv2d_desc *d, size_t *byt
 pycnn_status pycnn_conv2d_forward(const pycnn_conv2d_desc *d,
                                   const void *x, const void *w, const void *bias,
                                   void *y, void *workspace, size_t workspace_size);
+
+/* Filters packed once for many forward calls (inference: the same weights on
+ * batch after batch).  The forward's blocked GEMM otherwise packs its B (the
+ * filters) on every call: at batch 1 that copy is 15-45% of a deep layer or a
+ * dense layer's time.  pycnn_conv2d_packed_filters_size() gives the bytes the
+ * packed copy takes, or 0 when the forward on this descriptor would not read
+ * one (the low-channel, thin and narrow paths, or at most 4 output rows);
+ * pycnn_conv2d_pack_filters() fills it from w, and pycnn_conv2d_forward_packed()
+ * uses it in place of packing w, with bitwise the same result.  The packed copy
+ * depends on the filters' shape, the groups, the dtype and the GEMM kernel in
+ * use, not on the batch or image size; a copy made for another one is refused
+ * (PYCNN_ERR_PACKED_MISMATCH).  w must still be given: paths that do not read
+ * the packed copy (a batch of 1-4 rows, say) read w. */
+pycnn_status pycnn_conv2d_packed_filters_size(const pycnn_conv2d_desc *d, size_t *bytes);
+pycnn_status pycnn_conv2d_pack_filters(const pycnn_conv2d_desc *d, const void *w,
+                                       void *packed, size_t packed_size);
+/* pycnn_conv2d_forward with filters packed beforehand (packed may be NULL). */
+pycnn_status pycnn_conv2d_forward_packed(const pycnn_conv2d_desc *d,
+                                         const void *x, const void *w,
+                                         const void *packed, size_t packed_size,
+                                         const void *bias, void *y,
+                                         void *workspace, size_t workspace_size);
 /* dx = gradient of the loss w.r.t. x given dy [n, oh, ow, c_out]. */
 pycnn_status pycnn_conv2d_backward_data(const pycnn_conv2d_desc *d,
                                         const void *dy, const void *w,

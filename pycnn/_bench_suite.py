@@ -248,7 +248,10 @@ def _pool_cases(torch, id_, x, mode, k, s, p):
     return cases
 
 
-def _dense_cases(torch, id_, x, kernel, backward=True, weight_bound=False):
+def _dense_cases(torch, id_, x, kernel, backward=True, weight_bound=False, packed=False):
+    """The forward (and backward) rows of one dense layer; packed adds the forward with the
+    kernel packed once beforehand (ops.PackedKernel: what Model.predict does from its second
+    batch on), pass "fwd.packed", against the same PyTorch forward."""
     rng = np.random.default_rng(1)
     bias = _random(rng, (kernel.shape[1],))
     dy = _random(rng, (x.shape[0], kernel.shape[1]))
@@ -266,6 +269,9 @@ def _dense_cases(torch, id_, x, kernel, backward=True, weight_bound=False):
             return tdy @ tw, tdy.T @ tx, tdy.sum(0)
 
     cases = [LayerCase(id_, "fwd", unit, work, lambda: ops.dense(x, kernel, bias), t_fwd)]
+    if packed:
+        packed_kernel = ops.PackedKernel(kernel, copy=False)
+        cases.append(LayerCase(id_, "fwd.packed", unit, work, lambda: ops.dense(x, packed_kernel, bias), t_fwd))
     if backward:
         cases.append(LayerCase(id_, "bwd", unit, 2 * work, lambda: ops.dense_backward(dy, x, kernel, bias),
                                t_bwd))
@@ -336,7 +342,7 @@ def layer_cases(torch, quick, fc6_kernel=None):
     if fc6_kernel is not None:
         cases += _dense_cases(torch, "dense.fc6.b1", _random(rng, (1, 25088)), fc6_kernel, backward=False,
                               weight_bound=True)
-        cases += _dense_cases(torch, "dense.fc6.b32", _random(rng, (32, 25088)), fc6_kernel)
+        cases += _dense_cases(torch, "dense.fc6.b32", _random(rng, (32, 25088)), fc6_kernel, packed=True)
 
     cases += _bn_cases(torch, _random(rng, (8 if quick else 32, 56, 56, 64)))
 
@@ -571,14 +577,16 @@ class TrainingNet:
 
 
 class InferenceNet:
-    """Forward pass only (VGG16 at 224x224, batch 1)."""
+    """Forward pass only (VGG16 at 224x224, batch 1); packed: every kernel packed once
+    beforehand (ops.PackedKernel, as Model.predict does from its second batch on)."""
 
-    def __init__(self, torch, spec, weights, image_shape, batch=1, seed=0, algorithm="auto"):
+    def __init__(self, torch, spec, weights, image_shape, batch=1, seed=0, algorithm="auto", packed=False):
         rng = np.random.default_rng(seed)
         h, w, c = image_shape
         self.fwd_flops = spec_flops(spec, h, w) * batch
         self.x = rng.random((batch, h, w, c), dtype=np.float32)
-        self.net = OpsNet(spec, weights, algorithm=algorithm)
+        net_weights = [(ops.PackedKernel(k, copy=False), b) for k, b in weights] if packed else weights
+        self.net = OpsNet(spec, net_weights, algorithm=algorithm)
         self.torch = torch
         if torch is not None:
             self.t_net = torch_net(torch, spec, weights).eval()

@@ -10,9 +10,11 @@ the caches), then the suite of performance.md section 4: GEMM (against
 NumPy's matmul and torch.mm), every convolution layer forward, backward-data
 and backward-filter (plus, for VGG16's 3x3 layers, the forward by the explicit
 Winograd option: passes fwd.winograd_2x2 / fwd.winograd_4x4, left out of the
-summary's means), pooling, dense, batch norm, activations and losses, and
+summary's means), pooling, dense (fc6 at batch 32 also with its kernel packed
+beforehand, pass fwd.packed), batch norm, activations and losses, and
 whole networks (LeNet-5 training epoch, the small CIFAR CNN training step,
-VGG16 inference, and again with Winograd's F(4x4) forward), each at 1 and 2 threads.  Every row shows the median time,
+VGG16 inference, again with every kernel packed beforehand and again with
+Winograd's F(4x4) forward), each at 1 and 2 threads.  Every row shows the median time,
 GFLOP/s or GB/s, % of the measured peak (compute) or of the measured copy
 bandwidth (memory), and the speed ratio pycnn/PyTorch (> 1: pycnn faster).
 
@@ -371,6 +373,8 @@ def run_nets(report, torch, threads_list, quick, vgg_weights, only):
     if vgg_weights is not None:
         nets.append(("net.vgg16.infer", lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights,
                                                                    (224, 224, 3)), 1, 5))
+        nets.append(("net.vgg16.infer.packed", lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights,
+                                                                          (224, 224, 3), packed=True), 1, 5))
         nets.append(("net.vgg16.infer.winograd",
                      lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights, (224, 224, 3),
                                                 algorithm=suite.WINOGRAD_NET_ALGORITHM), 1, 5))

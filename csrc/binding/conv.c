@@ -62,31 +62,74 @@ int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d)
     return 1;
 }
 
-static PyObject *conv2d_forward(PyObject *self, PyObject *args)
+/* Bytes of the filters packed for this forward call, 0 when it would not read them. */
+static PyObject *conv2d_packed_filters_size(PyObject *self, PyObject *args)
 {
-    PyArrayObject *x = NULL, *w = NULL, *bias = NULL, *y = NULL, *ws = NULL;
+    pycnn_conv2d_desc d = {0};
+    int is_float64;
+    size_t bytes = 0;
+    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)pO&", &d.n, &d.h, &d.w, &d.c_in, &d.kh, &d.kw,
+                          &d.oh /* c_in / groups, unused */, &d.c_out, &is_float64, conv_geometry, &d))
+        return NULL;
+    d.dtype = is_float64 ? PYCNN_FLOAT64 : PYCNN_FLOAT32;
+    pycnn_status st = pycnn_conv2d_packed_filters_size(&d, &bytes);
+    if (st != PYCNN_OK)
+        return raise_status(st, "conv2d");
+    return PyLong_FromSize_t(bytes);
+}
+
+/* pack_filters(x, w, packed, geometry): x gives the call's shapes, packed a uint8 buffer. */
+static PyObject *conv2d_pack_filters(PyObject *self, PyObject *args)
+{
+    PyArrayObject *x = NULL, *w = NULL, *packed = NULL;
     PyObject *result = NULL;
     pycnn_conv2d_desc d = {0};
-    if (!PyArg_ParseTuple(args, "O&O&O&O&O&O&|O&", as_input_array, &x, as_input_array, &w,
+    if (!PyArg_ParseTuple(args, "O&O&O&O&", as_input_array, &x, as_input_array, &w, as_workspace, &packed,
+                          conv_geometry, &d))
+        goto done;
+    if (conv_desc(&d, x, w, "conv2d") < 0)
+        goto done;
+    void *buffer;
+    size_t buffer_size;
+    workspace_view(packed, &buffer, &buffer_size);
+    pycnn_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pycnn_conv2d_pack_filters(&d, PyArray_DATA(w), buffer, buffer_size);
+    Py_END_ALLOW_THREADS
+    result = st == PYCNN_OK ? Py_NewRef(Py_None) : raise_status(st, "conv2d");
+done:
+    Py_XDECREF(x); Py_XDECREF(w); Py_XDECREF(packed);
+    return result;
+}
+
+/* conv2d_forward(x, w, bias, y, workspace, geometry[, epilogue[, packed]]): packed is
+ * conv2d_pack_filters' buffer or None. */
+static PyObject *conv2d_forward(PyObject *self, PyObject *args)
+{
+    PyArrayObject *x = NULL, *w = NULL, *bias = NULL, *y = NULL, *ws = NULL, *packed = NULL;
+    PyObject *result = NULL;
+    pycnn_conv2d_desc d = {0};
+    if (!PyArg_ParseTuple(args, "O&O&O&O&O&O&|O&O&", as_input_array, &x, as_input_array, &w,
                           as_optional_input_array, &bias, as_output_array, &y, as_workspace, &ws,
-                          conv_geometry, &d, conv_epilogue, &d))
+                          conv_geometry, &d, conv_epilogue, &d, as_workspace, &packed))
         goto done;
     if (conv_desc(&d, x, w, "conv2d") < 0 || optional_bias(bias, &d, "conv2d") < 0)
         goto done;
     const npy_intp out_dims[4] = {d.n, d.oh, d.ow, d.c_out};
     if (require_shape(y, "conv2d", "output", d.dtype, 4, out_dims) < 0)
         goto done;
-    void *work;
-    size_t work_size;
+    void *work, *packed_data;
+    size_t work_size, packed_size;
     workspace_view(ws, &work, &work_size);
+    workspace_view(packed, &packed_data, &packed_size);
     pycnn_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = pycnn_conv2d_forward(&d, PyArray_DATA(x), PyArray_DATA(w), bias ? PyArray_DATA(bias) : NULL,
-                              PyArray_DATA(y), work, work_size);
+    st = pycnn_conv2d_forward_packed(&d, PyArray_DATA(x), PyArray_DATA(w), packed_data, packed_size,
+                                     bias ? PyArray_DATA(bias) : NULL, PyArray_DATA(y), work, work_size);
     Py_END_ALLOW_THREADS
     result = st == PYCNN_OK ? Py_NewRef(Py_None) : raise_status(st, "conv2d");
 done:
-    Py_XDECREF(x); Py_XDECREF(w); Py_XDECREF(bias); Py_XDECREF(y); Py_XDECREF(ws);
+    Py_XDECREF(x); Py_XDECREF(w); Py_XDECREF(bias); Py_XDECREF(y); Py_XDECREF(ws); Py_XDECREF(packed);
     return result;
 }
 
@@ -323,6 +366,8 @@ done:
 PyMethodDef pycnn_conv_methods[] = {
     {"conv2d_workspace_size", conv2d_workspace_size, METH_VARARGS, NULL},
     {"conv2d_forward", conv2d_forward, METH_VARARGS, NULL},
+    {"conv2d_packed_filters_size", conv2d_packed_filters_size, METH_VARARGS, NULL},
+    {"conv2d_pack_filters", conv2d_pack_filters, METH_VARARGS, NULL},
     {"conv2d_backward_data", conv2d_backward_data, METH_VARARGS, NULL},
     {"conv2d_backward_filter", conv2d_backward_filter, METH_VARARGS, NULL},
     {"conv2d_transpose_workspace_size", conv2d_transpose_workspace_size, METH_VARARGS, NULL},

@@ -11,9 +11,13 @@ A layer is used in two ways, as in Keras:
 There is no autodiff: each layer's ``backward(dy)`` returns the gradient with respect to
 the inputs of its most recent ``call`` and stores weight gradients in ``Variable.grad``.
 """
+import contextlib
 import re
+import threading
 
 import numpy as np
+
+from pycnn import ops
 
 _FLOAT_DTYPES = ("float32", "float64")
 
@@ -100,6 +104,48 @@ class Variable:
 
     def __repr__(self):
         return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
+
+
+# ------------------------------------------ kernels packed once per predict / evaluate call
+
+_inference = threading.local()   # .kernels: the _PackedKernels of the running call, if any
+
+
+class _PackedKernels:
+    """During one Model.predict / evaluate call no weight changes, so each conv or dense kernel
+    is packed for the engine's GEMM once, at its second forward (a one-batch call packs
+    nothing), and every later batch reads it (ops.PackedKernel) instead of packing it again."""
+
+    def __init__(self):
+        self._kernels = {}   # Variable -> None after its first forward, then its PackedKernel
+
+    def kernel(self, variable):
+        if variable not in self._kernels:
+            self._kernels[variable] = None
+            return variable.value
+        packed = self._kernels[variable]
+        if packed is None:
+            packed = self._kernels[variable] = ops.PackedKernel(variable.value, copy=False)
+        return packed
+
+
+@contextlib.contextmanager
+def packed_kernels():
+    """Inference over many batches with fixed weights (Model.predict / evaluate, no callbacks
+    that could change them): layers' kernels are packed once for the whole call."""
+    outer = getattr(_inference, "kernels", None)
+    _inference.kernels = outer if outer is not None else _PackedKernels()
+    try:
+        yield
+    finally:
+        _inference.kernels = outer
+
+
+def forward_kernel(variable):
+    """The kernel a layer's forward passes to the op: variable.value, or inside
+    packed_kernels() the same values packed once for the whole call."""
+    scope = getattr(_inference, "kernels", None)
+    return variable.value if scope is None else scope.kernel(variable)
 
 
 class KerasTensor:

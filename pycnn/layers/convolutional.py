@@ -7,7 +7,7 @@ it has and which ``pycnn.ops`` calls compute its forward and backward pass.
 """
 from pycnn import activations, initializers, ops, regularizers
 from pycnn.layers import _utils as U
-from pycnn.layers.base import Layer
+from pycnn.layers.base import Layer, forward_kernel
 
 
 class BaseConv(Layer):
@@ -190,8 +190,8 @@ class Conv(BaseConv):
 
     def _forward(self, x, **activation):
         forward, _ = self._ops()
-        return forward(x, self.kernel.value, self._bias_value(), groups=self.groups, **self._conv_args(),
-                       **activation)
+        return forward(x, forward_kernel(self.kernel), self._bias_value(), groups=self.groups,
+                       **self._conv_args(), **activation)
 
     def _backward(self, dz, x, need_input_grad=True):
         _, backward = self._ops()
@@ -357,7 +357,8 @@ class SeparableConv2D(BaseConv):
 
     def _forward(self, x, **activation):
         self._depthwise_out = ops.depthwise_conv2d(x, self.depthwise_kernel.value, None, **self._conv_args())
-        return ops.conv2d(self._depthwise_out, self.pointwise_kernel.value, self._bias_value(), **activation)
+        return ops.conv2d(self._depthwise_out, forward_kernel(self.pointwise_kernel), self._bias_value(),
+                          **activation)
 
     def _backward(self, dz, x, need_input_grad=True):   # computes dx regardless
         dt, dpointwise, dbias = ops.conv2d_backward(dz, self._depthwise_out, self.pointwise_kernel.value,

@@ -3,7 +3,7 @@ import numpy as np
 
 from pycnn import activations, initializers, ops, regularizers
 from pycnn.layers import _utils as U
-from pycnn.layers.base import Layer
+from pycnn.layers.base import Layer, forward_kernel
 
 
 class Dense(Layer):
@@ -55,11 +55,11 @@ class Dense(Layer):
         bias = None if self.bias is None else self.bias.value
         fused = activations.fused(self.activation)
         if fused is None:
-            z = ops.dense(inputs, self.kernel.value, bias)
+            z = ops.dense(inputs, forward_kernel(self.kernel), bias)
             y = self.activation(z)
             self._cache = (inputs, z, y)
         else:   # no pre-activation kept: backward works from y
-            y = ops.dense(inputs, self.kernel.value, bias, **fused)
+            y = ops.dense(inputs, forward_kernel(self.kernel), bias, **fused)
             self._cache = (inputs, None, y)
         self._last_inputs = inputs
         return y

@@ -15,6 +15,7 @@ Training notes
   the epoch, batch and learning rate, and records ``nan`` for that epoch in History.
 * ``validation_split`` takes the *last* fraction of the samples, before shuffling (as Keras).
 """
+import contextlib
 import math
 import os
 import sys
@@ -27,7 +28,7 @@ from pycnn import callbacks as callbacks_module
 from pycnn import losses as losses_module
 from pycnn import metrics as metrics_module
 from pycnn import optimizers as optimizers_module
-from pycnn.layers.base import Layer
+from pycnn.layers.base import Layer, packed_kernels
 from pycnn.progbar import Progbar
 
 __all__ = ["Model"]
@@ -43,6 +44,13 @@ def _check_positive_int(where, name, value, allow_none=False):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{where}: {name} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def _kernels_packed_unless(callbacks):
+    """predict / evaluate read each layer's kernel packed once for the whole call
+    (layers.base.packed_kernels), unless the caller's callbacks, which run between
+    batches and may change weights, were given."""
+    return contextlib.nullcontext() if callbacks is not None else packed_kernels()
 
 
 def _verbosity(where, verbose):
@@ -658,7 +666,8 @@ class Model(Layer):
             batches = _Batches(vx, vy, vsw, bs, shuffle=False)
         else:
             batches = _IterableBatches(source[1], source[2], "Model.fit validation_data")
-        return self._test_loop(batches, verbose=0, callbacks=None)
+        with packed_kernels():
+            return self._test_loop(batches, verbose=0, callbacks=None)
 
     # ------------------------------------------------------------------ evaluate / predict
     def _test_loop(self, batches, verbose, callbacks):
@@ -726,7 +735,8 @@ class Model(Layer):
         if callbacks:
             cbs = callbacks_module.CallbackList(list(callbacks), self,
                                                 {"verbose": verbose, "epochs": 1, "steps": batches.steps})
-        logs = self._test_loop(batches, verbose, cbs)
+        with _kernels_packed_unless(cbs):
+            logs = self._test_loop(batches, verbose, cbs)
         if return_dict:
             return logs
         if not self._metrics:
@@ -742,6 +752,10 @@ class Model(Layer):
         cbs = None
         if callbacks:
             cbs = callbacks_module.CallbackList(list(callbacks), self, {"verbose": verbose, "epochs": 1})
+        with _kernels_packed_unless(cbs):
+            return self._predict_batches(x, batch_size, verbose, steps, cbs)
+
+    def _predict_batches(self, x, batch_size, verbose, steps, cbs):
         if _is_array_like(x) or (isinstance(x, (list, tuple)) and x and all(_is_array_like(a) for a in x)):
             x, _, _ = self._standardize_arrays("predict", x, None, need_y=False)
             n = _num_samples(x)
