@@ -43,6 +43,8 @@
  * the inputs, so inputs near the dtype's maximum may overflow where the
  * direct convolution would not.
  */
+#include <string.h>
+
 #include "activation.h"
 #include "conv_winograd.h"
 
@@ -130,16 +132,27 @@ static int workspace_bytes(const wino_plan *p, int64_t *bytes)
     return mul_ok(p->slots, p->slot_bytes, &slots) && add_ok(p->u_bytes, slots, bytes);
 }
 
-pycnn_status pycnn_conv2d_winograd_workspace_size(const pycnn_conv2d_desc *d, int tile, size_t *bytes)
+/* Checks d (and its output size, when given by the caller) and makes the plan. */
+static pycnn_status checked_plan(const pycnn_conv2d_desc *d, int tile, int check_output, wino_plan *p)
 {
-    if (d == NULL || bytes == NULL)
+    if (d == NULL)
         return PYCNN_ERR_NULL_POINTER;
     pycnn_conv2d_desc checked = *d;
+    pycnn_status st = pycnn_conv2d_winograd_check(&checked, tile);
+    if (st != PYCNN_OK)
+        return st;
+    if (check_output && (checked.oh != d->oh || checked.ow != d->ow))
+        return PYCNN_ERR_BAD_OUTPUT_SIZE;
+    return wino_make_plan(&checked, tile, p);
+}
+
+pycnn_status pycnn_conv2d_winograd_workspace_size(const pycnn_conv2d_desc *d, int tile, size_t *bytes)
+{
+    if (bytes == NULL)
+        return PYCNN_ERR_NULL_POINTER;
     wino_plan p;
     int64_t total;
-    pycnn_status st = pycnn_conv2d_winograd_check(&checked, tile);
-    if (st == PYCNN_OK)
-        st = wino_make_plan(&checked, tile, &p);
+    pycnn_status st = checked_plan(d, tile, 0, &p);
     if (st == PYCNN_OK && !workspace_bytes(&p, &total))
         st = PYCNN_ERR_OVERFLOW;
     if (st == PYCNN_OK)
@@ -147,32 +160,109 @@ pycnn_status pycnn_conv2d_winograd_workspace_size(const pycnn_conv2d_desc *d, in
     return st;
 }
 
+/* The transformed filters made by pycnn_conv2d_winograd_transform_filters open
+ * with this header, so a copy made for another layer is refused, not read. */
+typedef struct {
+    char magic[8];
+    int64_t dtype, nr, kc, tile, c_in, c_out, group_cols, u_bytes;
+} wino_filters_header;
+#define WINO_FILTERS_MAGIC "pycnnWGF"
+#define WINO_FILTERS_OFFSET 128   /* the payload starts here */
+_Static_assert(sizeof(wino_filters_header) <= WINO_FILTERS_OFFSET, "the header must fit before the payload");
+
+/* The header for d's plan, and the bytes of header and payload; 0 on overflow. */
+static int filters_header(const pycnn_conv2d_desc *d, const wino_plan *p, wino_filters_header *h, int64_t *bytes)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, WINO_FILTERS_MAGIC, sizeof h->magic);
+    h->dtype = d->dtype;
+    h->nr = gemm_nr(d->dtype);
+    h->kc = GEMM_KC;
+    h->tile = p->m;
+    h->c_in = d->c_in;
+    h->c_out = d->c_out;
+    h->group_cols = p->group_cols;
+    h->u_bytes = p->u_bytes;
+    int64_t payload;
+    return mul_ok(ceil_div64(d->c_out, p->group_cols), p->u_bytes, &payload) &&
+           add_ok(payload, WINO_FILTERS_OFFSET, bytes);
+}
+
+pycnn_status pycnn_conv2d_winograd_filters_size(const pycnn_conv2d_desc *d, int tile, size_t *bytes)
+{
+    wino_plan p;
+    wino_filters_header h;
+    int64_t total;
+    if (bytes == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    pycnn_status st = checked_plan(d, tile, 0, &p);
+    if (st == PYCNN_OK && !filters_header(d, &p, &h, &total))
+        st = PYCNN_ERR_OVERFLOW;
+    if (st == PYCNN_OK)
+        *bytes = (size_t)total;
+    return st;
+}
+
+pycnn_status pycnn_conv2d_winograd_transform_filters(const pycnn_conv2d_desc *d, int tile, const void *w,
+                                                     void *packed, size_t packed_size)
+{
+    wino_plan p;
+    wino_filters_header h;
+    int64_t total;
+    pycnn_status st = checked_plan(d, tile, 0, &p);
+    if (st != PYCNN_OK)
+        return st;
+    if (!filters_header(d, &p, &h, &total))
+        return PYCNN_ERR_OVERFLOW;
+    if ((int64_t)packed_size < total)
+        return PYCNN_ERR_WORKSPACE_TOO_SMALL;
+    if (w == NULL || packed == NULL)
+        return PYCNN_ERR_NULL_POINTER;
+    memcpy(packed, &h, sizeof h);
+    void *u_all = (char *)packed + WINO_FILTERS_OFFSET;
+    if (d->dtype == PYCNN_FLOAT32)
+        wino_transform_all_f32(d, &p, w, u_all);
+    else
+        wino_transform_all_f64(d, &p, w, u_all);
+    return PYCNN_OK;
+}
+
 pycnn_status pycnn_conv2d_winograd_forward(const pycnn_conv2d_desc *d, int tile, const void *x,
                                            const void *w, const void *bias, void *y,
                                            void *workspace, size_t workspace_size)
 {
-    if (d == NULL)
-        return PYCNN_ERR_NULL_POINTER;
-    pycnn_conv2d_desc checked = *d;
+    return pycnn_conv2d_winograd_forward_packed(d, tile, x, w, NULL, 0, bias, y, workspace, workspace_size);
+}
+
+pycnn_status pycnn_conv2d_winograd_forward_packed(const pycnn_conv2d_desc *d, int tile, const void *x,
+                                                  const void *w, const void *packed, size_t packed_size,
+                                                  const void *bias, void *y, void *workspace,
+                                                  size_t workspace_size)
+{
     wino_plan p;
     int64_t needed;
-    pycnn_status st = pycnn_conv2d_winograd_check(&checked, tile);
-    if (st != PYCNN_OK)
-        return st;
-    if (checked.oh != d->oh || checked.ow != d->ow)
-        return PYCNN_ERR_BAD_OUTPUT_SIZE;
-    st = wino_make_plan(d, tile, &p);
+    pycnn_status st = checked_plan(d, tile, 1, &p);
     if (st != PYCNN_OK)
         return st;
     if (!workspace_bytes(&p, &needed))
         return PYCNN_ERR_OVERFLOW;
     if ((int64_t)workspace_size < needed)
         return PYCNN_ERR_WORKSPACE_TOO_SMALL;
+    const void *u_all = NULL;
+    if (packed != NULL) {
+        wino_filters_header expected;
+        int64_t total;
+        if (!filters_header(d, &p, &expected, &total))
+            return PYCNN_ERR_OVERFLOW;
+        if ((int64_t)packed_size < total || memcmp(packed, &expected, sizeof expected) != 0)
+            return PYCNN_ERR_PACKED_MISMATCH;
+        u_all = (const char *)packed + WINO_FILTERS_OFFSET;
+    }
     if (d->n == 0)
         return PYCNN_OK;
     if (x == NULL || w == NULL || y == NULL || workspace == NULL)
         return PYCNN_ERR_NULL_POINTER;
     if (d->dtype == PYCNN_FLOAT32)
-        return wino_forward_f32(d, &p, x, w, bias, y, workspace);
-    return wino_forward_f64(d, &p, x, w, bias, y, workspace);
+        return wino_forward_f32(d, &p, x, w, u_all, bias, y, workspace);
+    return wino_forward_f64(d, &p, x, w, u_all, bias, y, workspace);
 }

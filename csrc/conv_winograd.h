@@ -43,7 +43,10 @@ pycnn_status wino_make_plan(const pycnn_conv2d_desc *d, int tile, wino_plan *p);
 
 #define DECLARE_WINO_PASSES(SFX, T)                                                            \
     pycnn_status wino_forward_##SFX(const pycnn_conv2d_desc *d, const wino_plan *p,            \
-                                    const T *x, const T *w, const T *bias, T *y, char *ws);
+                                    const T *x, const T *w, const T *u_all, const T *bias,     \
+                                    T *y, char *ws);                                           \
+    void wino_transform_all_##SFX(const pycnn_conv2d_desc *d, const wino_plan *p,              \
+                                  const T *w, T *u_all);
 DECLARE_WINO_PASSES(f32, float)
 DECLARE_WINO_PASSES(f64, double)
 

@@ -290,19 +290,31 @@ static void FN(run_block)(const pycnn_conv2d_desc *d, const wino_plan *p, const 
         FN(output_tile)(d, p, mm, first + t, t, co0, width, bias, y);
 }
 
-pycnn_status FN(wino_forward)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *x, const T *w,
-                              const T *bias, T *y, char *ws)
+/* Every group's U, one after the other (p->u_bytes each), for wino_forward's u_all. */
+void FN(wino_transform_all)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *w, T *u_all)
 {
-    T *u = (T *)ws;
+    for (int64_t g0 = 0, group = 0; g0 < d->c_out; g0 += p->group_cols, group++)
+        FN(transform_filters)(d, p, w, g0, min64(p->group_cols, d->c_out - g0),
+                              u_all + group * (p->u_bytes / (int64_t)sizeof(T)));
+}
+
+/* u_all: every group's U made beforehand (wino_transform_all), or NULL to
+ * transform each group into the workspace. */
+pycnn_status FN(wino_forward)(const pycnn_conv2d_desc *d, const wino_plan *p, const T *x, const T *w,
+                              const T *u_all, const T *bias, T *y, char *ws)
+{
+    T *u_work = (T *)ws;
     char *slots = ws + p->u_bytes;
     /* A work item is a block of tiles, or (few blocks) one column block of one. */
     const int threads = worker_threads(min64(p->blocks * p->col_blocks, p->slots), p->work);
     const int64_t cols = conv_blocks_for_threads(p->col_blocks, p->blocks, threads);
     const int64_t items = p->blocks * cols;
     int stop = 0;
-    for (int64_t g0 = 0; g0 < d->c_out && !stop; g0 += p->group_cols) {
+    for (int64_t g0 = 0, group = 0; g0 < d->c_out && !stop; g0 += p->group_cols, group++) {
         const int64_t group_width = min64(p->group_cols, d->c_out - g0);
-        FN(transform_filters)(d, p, w, g0, group_width, u);
+        const T *u = u_all != NULL ? u_all + group * (p->u_bytes / (int64_t)sizeof(T)) : u_work;
+        if (u_all == NULL)
+            FN(transform_filters)(d, p, w, g0, group_width, u_work);
         #pragma omp parallel num_threads(threads)
         {
             char *slot = slots + (int64_t)THREAD_ID() * p->slot_bytes;

@@ -282,6 +282,21 @@ pycnn_status pycnn_conv2d_winograd_workspace_size(const pycnn_conv2d_desc *d, in
 pycnn_status pycnn_conv2d_winograd_forward(const pycnn_conv2d_desc *d, int tile,
                                            const void *x, const void *w, const void *bias,
                                            void *y, void *workspace, size_t workspace_size);
+/* The transformed filters G g G^T (4x the filters for tile 4, 16/9 for tile 2),
+ * made once for many forward calls as pycnn_conv2d_pack_filters does for the
+ * GEMM: ..._size gives the bytes (shape-only: the batch and image size play no
+ * part), ..._transform_filters fills them from w, and ..._forward_packed reads
+ * them instead of transforming w on every call, with bitwise the same result;
+ * a copy made for another kernel, dtype, tile or GEMM kernel is refused
+ * (PYCNN_ERR_PACKED_MISMATCH).  packed may be NULL (then: as the plain forward). */
+pycnn_status pycnn_conv2d_winograd_filters_size(const pycnn_conv2d_desc *d, int tile, size_t *bytes);
+pycnn_status pycnn_conv2d_winograd_transform_filters(const pycnn_conv2d_desc *d, int tile, const void *w,
+                                                     void *packed, size_t packed_size);
+pycnn_status pycnn_conv2d_winograd_forward_packed(const pycnn_conv2d_desc *d, int tile,
+                                                  const void *x, const void *w,
+                                                  const void *packed, size_t packed_size,
+                                                  const void *bias, void *y,
+                                                  void *workspace, size_t workspace_size);
 
 #ifdef __cplusplus
 }

@@ -13,8 +13,8 @@ Winograd option: passes fwd.winograd_2x2 / fwd.winograd_4x4, left out of the
 summary's means), pooling, dense (fc6 at batch 32 also with its kernel packed
 beforehand, pass fwd.packed), batch norm, activations and losses, and
 whole networks (LeNet-5 training epoch, the small CIFAR CNN training step,
-VGG16 inference, again with every kernel packed beforehand and again with
-Winograd's F(4x4) forward), each at 1 and 2 threads.  Every row shows the median time,
+VGG16 inference, again with every kernel packed beforehand, with Winograd's
+F(4x4) forward, and with both), each at 1 and 2 threads.  Every row shows the median time,
 GFLOP/s or GB/s, % of the measured peak (compute) or of the measured copy
 bandwidth (memory), and the speed ratio pycnn/PyTorch (> 1: pycnn faster).
 
@@ -378,6 +378,9 @@ def run_nets(report, torch, threads_list, quick, vgg_weights, only):
         nets.append(("net.vgg16.infer.winograd",
                      lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights, (224, 224, 3),
                                                 algorithm=suite.WINOGRAD_NET_ALGORITHM), 1, 5))
+        nets.append(("net.vgg16.infer.winograd.packed",
+                     lambda: suite.InferenceNet(torch, suite.VGG16, vgg_weights, (224, 224, 3),
+                                                algorithm=suite.WINOGRAD_NET_ALGORITHM, packed=True), 1, 5))
     for id_, make, steps, runs in nets:
         if only is not None and not any(o in id_ for o in only):
             continue

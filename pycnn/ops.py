@@ -347,11 +347,12 @@ class PackedKernel:
     engine path runs the blocked GEMM packs that copy into the GEMM's layout once; later
     forwards read the packed copy instead of packing the kernel again on every call (at
     batches of a few images or rows, that packing takes 15-45% of a deep convolution's or
-    a dense layer's time).  Results are bitwise those of the plain kernel.  Layers use one
+    a dense layer's time).  conv2d's Winograd option likewise transforms the filters once per
+    tile size.  Results are bitwise those of the plain kernel.  Layers use one
     inside ``Model.predict`` and ``Model.evaluate`` (see pycnn.layers.base).
     """
 
-    __slots__ = ("kernel", "_packed", "_packed_groups")
+    __slots__ = ("kernel", "_packed", "_packed_groups", "_winograd")
 
     def __init__(self, kernel, *, copy=True):
         kernel = as_float_array("PackedKernel", "kernel", kernel)
@@ -361,6 +362,7 @@ class PackedKernel:
         self.kernel.flags.writeable = False
         self._packed = None          # the engine's packed filters (uint8), once a forward read them
         self._packed_groups = None   # the groups they were packed for
+        self._winograd = {}          # Winograd tile -> the transformed filters (conv2d's algorithm option)
 
     def __repr__(self):
         state = "packed" if self._packed is not None else "not packed yet"
@@ -375,13 +377,29 @@ class PackedKernel:
         nbytes = _engine.conv2d_packed_filters_size(x2.shape, k2.shape, k2.dtype == np.float64, engine_geometry)
         if nbytes == 0:
             return None
-        _reserve(op, "packed kernel", nbytes)
-        raw = np.empty(nbytes + 64, dtype=np.uint8)
-        start = -raw.ctypes.data % 64    # cache-line aligned, as the engine's own packing buffer
-        packed = raw[start:start + nbytes]
+        packed = _packing_buffer(op, nbytes)
         _engine.conv2d_pack_filters(x2, k2, packed, engine_geometry)
         self._packed, self._packed_groups = packed, groups
         return packed
+
+    def _winograd_filters(self, op, x, k, engine_geometry, tile):
+        """The Winograd-transformed filters for tile, made at the first forward that asks."""
+        transformed = self._winograd.get(tile)
+        if transformed is None:
+            nbytes = _engine.conv2d_winograd_filters_size(x.shape, k.shape, k.dtype == np.float64,
+                                                          engine_geometry, tile)
+            transformed = _packing_buffer(op, nbytes)
+            _engine.conv2d_winograd_transform_filters(x, k, transformed, engine_geometry, tile)
+            self._winograd[tile] = transformed
+        return transformed
+
+
+def _packing_buffer(op, nbytes):
+    """Bytes for a PackedKernel's engine copy, cache-line aligned like the engine's own buffers."""
+    _reserve(op, "packed kernel", nbytes)
+    raw = np.empty(nbytes + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes]
 
 
 def _kernel_array(kernel):
@@ -504,6 +522,7 @@ def _conv2d_winograd(op, tile, algorithm, x, kernel, bias, strides, padding, dil
     output's rounding error grows with the inputs of its whole (tile + 2)^2 input tile:
     |y - y_exact| <= gamma * (the same algorithm on absolute values), up to 4x (2x2)
     or 114x (4x4) the direct convolution's weighting (tests/test_winograd.py)."""
+    packed_kernel = kernel if isinstance(kernel, PackedKernel) else None
     data_format, dtype, x, kernel, bias, _, geometry = _prepare_conv(
         op, x, kernel, bias, strides, padding, dilation_rate, groups, data_format, 2, _oihw_to_hwio)
     kernel_size = tuple(int(k) for k in kernel.shape[:2])
@@ -516,7 +535,8 @@ def _conv2d_winograd(op, tile, algorithm, x, kernel, bias, strides, padding, dil
     ws_bytes = _engine.conv2d_winograd_workspace_size(x.shape, kernel.shape, dtype == np.float64, eg, tile)
     y = _empty(op, "output", (x.shape[0],) + geometry.out_sizes + (kernel.shape[-1],), dtype,
                extra_bytes=ws_bytes)
-    _engine.conv2d_winograd_forward(x, kernel, bias, y, _workspace(op, ws_bytes), eg, tile, epilogue)
+    transformed = None if packed_kernel is None else packed_kernel._winograd_filters(op, x, kernel, eg, tile)
+    _engine.conv2d_winograd_forward(x, kernel, bias, y, _workspace(op, ws_bytes), eg, tile, epilogue, transformed)
     return _to_first(y, 2) if data_format == "channels_first" else y
 
 

@@ -1,4 +1,5 @@
-"""Kernels packed once for many forward calls: ops.PackedKernel and Model.predict / evaluate.
+"""Kernels packed once for many forward calls: ops.PackedKernel (the GEMM's packed filters,
+Winograd's transformed ones) and Model.predict / evaluate.
 
 The packed copy replaces the packing the forward's GEMM does on every call, so every
 result here must be bitwise the plain kernel's (and, for the shapes, right against the
@@ -102,17 +103,62 @@ def test_conv1d_channels_first_and_backward_accept_packed_kernel():
     for _ in range(2):
         assert np.array_equal(ops.conv2d(x_nchw, packed_oihw, padding=1, data_format="channels_first"), expected)
     assert packed_oihw._packed is not None
-    # backward functions and the Winograd option read the copy itself
+    # backward functions read the copy itself
     x2, w2 = _random(rng, (2, 8, 8, 16), np.float32), _random(rng, (3, 3, 16, 24), np.float32)
     dy = _random(rng, (2, 8, 8, 24), np.float32)
     for got, want in zip(ops.conv2d_backward(dy, x2, ops.PackedKernel(w2), padding="same"),
                          ops.conv2d_backward(dy, x2, w2, padding="same")):
         assert (got is None and want is None) or np.array_equal(got, want)
-    assert np.array_equal(ops.conv2d(x2, ops.PackedKernel(w2), padding="same", algorithm="winograd_2x2"),
-                          ops.conv2d(x2, w2, padding="same", algorithm="winograd_2x2"))
     dx, dw, _ = ops.dense_backward(dy[:, 0, 0], x2[:, 0, 0], ops.PackedKernel(w2[0, 0]))
     dx_ref, dw_ref, _ = ops.dense_backward(dy[:, 0, 0], x2[:, 0, 0], w2[0, 0])
     assert np.array_equal(dx, dx_ref) and np.array_equal(dw, dw_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_filters_transformed_once(tile, dtype, threads):
+    """conv2d's Winograd option with a PackedKernel: the transformed filters are made once
+    per tile size and give bitwise the plain call's result, also for a layer whose filters
+    are transformed in groups of output channels (512 -> 300: in float32 with F(4x4), in
+    float64 with both) and for batch sizes other than the one they were made at."""
+    rng = np.random.default_rng(tile)
+    w, b = _random(rng, (3, 3, 512, 300), dtype), _random(rng, (300,), dtype)
+    packed = ops.PackedKernel(w)
+    algorithm = f"winograd_{tile}x{tile}"
+    for n, size in [(1, 5), (3, 9), (1, 5)]:
+        x = _random(rng, (n, size, size, 512), dtype)
+        plain = ops.conv2d(x, w, b, padding="same", algorithm=algorithm, activation="relu")
+        got = ops.conv2d(x, packed, b, padding="same", algorithm=algorithm, activation="relu")
+        assert np.array_equal(got, plain), (n, size)
+    np.testing.assert_allclose(plain, np.maximum(ref.conv2d(x, w, b, padding="same"), 0),
+                               **(dict(rtol=2e-3, atol=2e-2) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)))
+    assert list(packed._winograd) == [tile] and packed._packed is None
+
+
+def test_engine_refuses_winograd_filters_made_for_another_layer():
+    rng = np.random.default_rng(10)
+    x = _random(rng, (1, 6, 6, 16), np.float32)
+    w, w_wide = _random(rng, (3, 3, 16, 24), np.float32), _random(rng, (3, 3, 16, 32), np.float32)
+    geometry = (1, 1, 1, 1, 1, 1, 1, 1, 1)
+    transformed = {}
+    for tile in (2, 4):
+        transformed[tile] = np.zeros(_engine.conv2d_winograd_filters_size(x.shape, w.shape, False, geometry, tile),
+                                     np.uint8)
+        _engine.conv2d_winograd_transform_filters(x, w, transformed[tile], geometry, tile)
+    ws = np.empty(max(_engine.conv2d_winograd_workspace_size(x.shape, k.shape, False, geometry, t)
+                      for t in (2, 4) for k in (w, w_wide)), np.uint8)
+    y, epilogue = np.empty((1, 6, 6, 24), np.float32), (0, 0.0, 0.0, 0.0)
+    _engine.conv2d_winograd_forward(x, w, None, y, ws, geometry, 4, epilogue, transformed[4])
+    np.testing.assert_allclose(y, ref.conv2d(x, w, padding="same"), rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="packed filters were made for another kernel"):
+        _engine.conv2d_winograd_forward(x, w, None, y, ws, geometry, 2, epilogue, transformed[4])
+    with pytest.raises(ValueError, match="packed filters were made for another kernel"):
+        _engine.conv2d_winograd_forward(x, w, None, y, ws, geometry, 4, epilogue, transformed[4][:-64].copy())
+    with pytest.raises(ValueError, match="packed filters were made for another kernel"):
+        _engine.conv2d_winograd_forward(x, w_wide, None, np.empty((1, 6, 6, 32), np.float32), ws, geometry, 4,
+                                        epilogue, transformed[4])
+    with pytest.raises(ValueError, match="workspace is smaller"):
+        _engine.conv2d_winograd_transform_filters(x, w, transformed[2][:100].copy(), geometry, 2)
 
 
 def test_packed_kernel_is_a_snapshot_unless_copy_false():
@@ -275,3 +321,13 @@ def test_weights_changed_between_calls_or_by_callbacks_are_used(recorded):
     before = batch_by_batch()
     assert np.array_equal(out[:10], before[:10]) and np.array_equal(out[10:], after[10:])
     assert not np.array_equal(out[10:], before[10:])
+
+
+def test_predict_transforms_winograd_filters_once(recorded):
+    model = models.Sequential([layers.Input((12, 12, 16)),
+                               layers.Conv2D(32, 3, padding="same", algorithm="winograd_4x4", activation="relu"),
+                               layers.GlobalAveragePooling2D(), layers.Dense(3)])
+    x = np.random.default_rng(11).random((9, 12, 12, 16), dtype=np.float32)
+    expected = np.concatenate([model(x[i:i + 2], training=False) for i in range(0, 9, 2)])
+    assert np.array_equal(model.predict(x, batch_size=2, verbose=0), expected)
+    assert [list(p._winograd) for p in recorded] == [[4], []]

@@ -261,8 +261,8 @@ class Conv2D(Conv):
     def _forward(self, x, **activation):
         if self.algorithm == "auto":
             return super()._forward(x, **activation)
-        return ops.conv2d(x, self.kernel.value, self._bias_value(), groups=self.groups, algorithm=self.algorithm,
-                          **self._conv_args(), **activation)
+        return ops.conv2d(x, forward_kernel(self.kernel), self._bias_value(), groups=self.groups,
+                          algorithm=self.algorithm, **self._conv_args(), **activation)
 
     def get_config(self):
         config = super().get_config()
