@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: pycnn_conv2d_{check, workspace_size, forward,
- * backward_data, backward_filter} on fuzzed descriptors (shapes, strides,
+ * backward_data, backward_filter} (and the forward with filters packed
+ * beforehand) on fuzzed descriptors (shapes, strides,
  * paddings, dilations, groups, dtype, hostile int64 values).
  *
  * Byte layout: flags (bit0 float64, bit1 bias, bit2 NaN data, bit3 interrupt),
@@ -87,6 +88,31 @@ static double max_abs(const double *v, int64_t count)
         if (fabs(v[i]) > m)
             m = fabs(v[i]);
     return m;
+}
+
+/* The call check_packed_forward repeats with filters packed beforehand. */
+typedef struct {
+    const pycnn_conv2d_desc *d;
+    const void *x, *w, *bias;
+    char *ws;
+    size_t ws_bytes;
+} forward_call;
+
+static pycnn_status packed_size(const void *ctx, size_t *bytes)
+{
+    return pycnn_conv2d_packed_filters_size(((const forward_call *)ctx)->d, bytes);
+}
+
+static pycnn_status pack(const void *ctx, void *packed, size_t bytes)
+{
+    const forward_call *c = ctx;
+    return pycnn_conv2d_pack_filters(c->d, c->w, packed, bytes);
+}
+
+static pycnn_status forward_packed(const void *ctx, const void *packed, size_t bytes, void *y)
+{
+    const forward_call *c = ctx;
+    return pycnn_conv2d_forward_packed(c->d, c->x, c->w, packed, bytes, c->bias, y, c->ws, c->ws_bytes);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -183,6 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(y_plain);
         free(y_act);
     }
+    const forward_call call = {&d, x, w, bias, ws, ws_bytes};
+    const packed_filters_ops packed_ops = {"conv2d", &call, packed_size, pack, forward_packed};
+    check_packed_forward(&packed_ops, y, y_count, d.dtype);
     s = pycnn_conv2d_backward_data(&d, dy, w, dx, ws, ws_bytes);
     if (s != PYCNN_OK)
         FUZZ_FAIL("conv2d_backward_data: %s", pycnn_status_str(s));

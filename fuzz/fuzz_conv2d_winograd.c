@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: pycnn_conv2d_winograd_{check, workspace_size, forward}
- * (F(2x2, 3x3) and F(4x4, 3x3)) on fuzzed descriptors and tiles.
+ * (F(2x2, 3x3) and F(4x4, 3x3); also the forward with filters transformed
+ * beforehand) on fuzzed descriptors and tiles.
  *
  * Byte layout: flags (bit0 float64, bit1 bias, bit2 NaN data, bit3 wide-range
  * data, bit4 free shape: kernel, stride, dilation and groups from their bytes;
@@ -147,6 +148,34 @@ static void expect_within_bound(const pycnn_conv2d_desc *d, int tile, const void
             }
 }
 
+/* The call check_packed_forward repeats with filters transformed beforehand. */
+typedef struct {
+    const pycnn_conv2d_desc *d;
+    int tile;
+    const void *x, *w, *bias;
+    char *ws;
+    size_t ws_bytes;
+} forward_call;
+
+static pycnn_status transformed_size(const void *ctx, size_t *bytes)
+{
+    const forward_call *c = ctx;
+    return pycnn_conv2d_winograd_filters_size(c->d, c->tile, bytes);
+}
+
+static pycnn_status transform(const void *ctx, void *packed, size_t bytes)
+{
+    const forward_call *c = ctx;
+    return pycnn_conv2d_winograd_transform_filters(c->d, c->tile, c->w, packed, bytes);
+}
+
+static pycnn_status forward_transformed(const void *ctx, const void *packed, size_t bytes, void *y)
+{
+    const forward_call *c = ctx;
+    return pycnn_conv2d_winograd_forward_packed(c->d, c->tile, c->x, c->w, packed, bytes, c->bias, y, c->ws,
+                                                c->ws_bytes);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_bytes in = {data, size, 0};
@@ -229,6 +258,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(y_plain);
         free(y_act);
     }
+
+    const forward_call call = {&d, tile, x, w, bias, ws, ws_bytes};
+    const packed_filters_ops transformed_ops = {"winograd", &call, transformed_size, transform, forward_transformed};
+    check_packed_forward(&transformed_ops, y, y_count, d.dtype);
 
     /* One byte short, a wrong output size and NULL arrays are refused. */
     if (pycnn_conv2d_winograd_forward(&d, tile, x, w, bias, y, ws, ws_bytes - 1) != PYCNN_ERR_WORKSPACE_TOO_SMALL)

@@ -124,4 +124,43 @@ static pycnn_activation_desc activation_of(const pycnn_conv2d_desc *d, int64_t c
     return a;
 }
 
+/* One op family's filters made beforehand (pycnn_conv2d_pack_filters, Winograd's
+ * transform_filters) for the call in ctx: size, make, and forward with them. */
+typedef struct {
+    const char *name;
+    const void *ctx;
+    pycnn_status (*size)(const void *ctx, size_t *bytes);
+    pycnn_status (*make)(const void *ctx, void *packed, size_t bytes);
+    pycnn_status (*forward)(const void *ctx, const void *packed, size_t bytes, void *y);
+} packed_filters_ops;
+
+/* The forward with filters made beforehand gives y's bits; one byte short to make
+ * them and a damaged header are refused. */
+static void check_packed_forward(const packed_filters_ops *ops, const void *y, int64_t y_count,
+                                 pycnn_dtype dtype)
+{
+    size_t bytes = 0;
+    pycnn_status s = ops->size(ops->ctx, &bytes);
+    if (s == PYCNN_ERR_OVERFLOW)
+        return;
+    if (s != PYCNN_OK)
+        FUZZ_FAIL("%s: filters size: %s", ops->name, pycnn_status_str(s));
+    if (bytes == 0 || bytes > FUZZ_MAX_WORKSPACE)   /* 0: this forward reads the filters themselves */
+        return;
+    char *packed = malloc(bytes);
+    void *y_packed = alloc_array(y_count, dtype);
+    if (ops->make(ops->ctx, packed, bytes - 1) != PYCNN_ERR_WORKSPACE_TOO_SMALL)
+        FUZZ_FAIL("%s: made the filters in a buffer one byte short", ops->name);
+    if ((s = ops->make(ops->ctx, packed, bytes)) != PYCNN_OK ||
+        (s = ops->forward(ops->ctx, packed, bytes, y_packed)) != PYCNN_OK)
+        FUZZ_FAIL("%s: with filters made beforehand: %s", ops->name, pycnn_status_str(s));
+    if (memcmp(y, y_packed, (size_t)y_count * (dtype == PYCNN_FLOAT64 ? 8 : 4)) != 0)
+        FUZZ_FAIL("%s: the forward with filters made beforehand differs from the plain forward", ops->name);
+    packed[0] ^= 1;
+    if (ops->forward(ops->ctx, packed, bytes, y_packed) != PYCNN_ERR_PACKED_MISMATCH)
+        FUZZ_FAIL("%s: accepted filters with a damaged header", ops->name);
+    free(packed);
+    free(y_packed);
+}
+
 #endif

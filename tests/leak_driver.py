@@ -51,6 +51,8 @@ LOGITS = rng.standard_normal((5, 4)).astype(np.float32)
 LABELS = np.array([0, 1, 2, 3, 0])
 COLS = ops.im2col(X, 3)
 X64 = X.astype(np.float64)
+XP = rng.standard_normal((1, 5, 5, 40)).astype(np.float32)          # a GEMM layer: PackedKernel packs it
+WP = rng.standard_normal((3, 3, 40, 36)).astype(np.float32)
 XF = np.asfortranarray(X)                                            # copy path in the binding
 XI = X.astype(np.int32)
 
@@ -87,6 +89,11 @@ CASES = {
     "col2im": lambda: ops.col2im(COLS, X.shape, 3),
     "dense": lambda: ops.dense(XD, WDN, B),
     "dense_backward": lambda: ops.dense_backward(DYDN, XD, WDN, B),
+    # kernels packed (and Winograd-transformed) once, then read by a second forward
+    "conv2d_packed_kernel": lambda: [ops.conv2d(XP, kernel, padding="same")
+                                     for kernel in [ops.PackedKernel(WP)] * 2],
+    "winograd_packed_kernel": lambda: [ops.conv2d(XP, kernel, padding="same", algorithm="winograd_4x4")
+                                       for kernel in [ops.PackedKernel(WP)] * 2],
     # pooling
     "max_pool2d": lambda: ops.max_pool2d(X, 2),
     "max_pool2d_backward": lambda: ops.max_pool2d_backward(DYP, X, 2),
@@ -142,6 +149,12 @@ CASES = {
     "err_engine_workspace_small": raises(ValueError, _engine.conv2d_forward, XF, W, B,
                                          np.empty((2, 4, 4, 4), np.float32), np.empty(8, np.uint8),
                                          engine_geometry()),
+    "err_engine_packed_mismatch": raises(ValueError, _engine.conv2d_forward, XF, W, B,
+                                         np.empty((2, 4, 4, 4), np.float32), None, engine_geometry(),
+                                         (0, 0.0, 0.0, 0.0), np.zeros(256, np.uint8)),
+    "err_engine_packed_not_bytes": raises(TypeError, _engine.conv2d_forward, XF, W, B,
+                                          np.empty((2, 4, 4, 4), np.float32), None, engine_geometry(),
+                                          (0, 0.0, 0.0, 0.0), np.zeros(256, np.float32)),
     "err_engine_bias_shape": raises(ValueError, _engine.conv2d_backward_filter, X, DY,
                                     np.empty((3, 3, 3, 4), np.float32), np.empty(3, np.float32), None,
                                     engine_geometry()),

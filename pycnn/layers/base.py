@@ -113,8 +113,9 @@ _inference = threading.local()   # .kernels: the _PackedKernels of the running c
 
 class _PackedKernels:
     """During one Model.predict / evaluate call no weight changes, so each conv or dense kernel
-    is packed for the engine's GEMM once, at its second forward (a one-batch call packs
-    nothing), and every later batch reads it (ops.PackedKernel) instead of packing it again."""
+    is packed for the engine once (the GEMM's layout, or Winograd's transform), at its second
+    forward (a one-batch call packs nothing), and every later batch reads it (ops.PackedKernel)
+    instead of packing it again."""
 
     def __init__(self):
         self._kernels = {}   # Variable -> None after its first forward, then its PackedKernel
