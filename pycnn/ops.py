@@ -364,6 +364,11 @@ class PackedKernel:
         self._packed_groups = None   # the groups they were packed for
         self._winograd = {}          # Winograd tile -> the transformed filters (conv2d's algorithm option)
 
+    def __reduce__(self):
+        # Pickled or deep-copied as the kernel alone: the engine's copies depend on the
+        # process's GEMM kernel (PYCNN_ISA), so they are made again where they are used.
+        return (PackedKernel, (self.kernel,))
+
     def __repr__(self):
         state = "packed" if self._packed is not None else "not packed yet"
         return f"<PackedKernel shape={shape_str(self.kernel.shape)} dtype={self.kernel.dtype.name} ({state})>"

@@ -6,6 +6,9 @@ result here must be bitwise the plain kernel's (and, for the shapes, right again
 NumPy reference); the tests also check that the packed copy was actually made where the
 engine's path reads it, and not where it does not.
 """
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -174,6 +177,18 @@ def test_packed_kernel_is_a_snapshot_unless_copy_false():
     with pytest.raises(ValueError, match="read-only"):
         snapshot.kernel[0, 0, 0, 0] = 1.0
     assert "shape=(3, 3, 32, 48)" in repr(snapshot) and "packed" in repr(snapshot)
+
+
+def test_packed_kernel_pickles_and_copies_as_its_kernel():
+    rng = np.random.default_rng(12)
+    x, w = _random(rng, (2, 7, 7, 40), np.float32), _random(rng, (3, 3, 40, 36), np.float32)
+    packed = ops.PackedKernel(w)
+    expected = ops.conv2d(x, packed)
+    assert packed._packed is not None
+    for clone in (pickle.loads(pickle.dumps(packed)), copy.deepcopy(packed), copy.copy(packed)):
+        assert clone._packed is None and not clone._winograd and not clone.kernel.flags.writeable
+        assert np.array_equal(clone.kernel, w) and not np.shares_memory(clone.kernel, packed.kernel)
+        assert np.array_equal(ops.conv2d(x, clone), expected) and clone._packed is not None
 
 
 def test_packed_kernel_follows_groups():
