@@ -400,14 +400,14 @@ static pycnn_status FN(shared_col_backward_filter)(const pycnn_conv2d_desc *d, c
     return stop ? PYCNN_ERR_INTERRUPTED : PYCNN_OK;
 }
 
-/* The forward's B for pycnn_conv2d_pack_filters (conv_forward_reads_packed). */
+/* The forward's B for pycnn_conv2d_pack_filters (the layout pack_weights gives the pass). */
 void FN(conv_pack_filters)(const pycnn_conv2d_desc *d, const conv_plan *p, const T *w, T *packed)
 {
     #pragma omp parallel num_threads(worker_threads(CONV_SLOTS, p->work))
     FN(pack_weights)(d, p, w, 0, packed);
 }
 
-/* prepacked: the forward's B packed by the caller (conv_forward_reads_packed), or NULL. */
+/* prepacked: the forward's B packed by the caller (conv.c passes it where forward_reads_packed), or NULL. */
 pycnn_status FN(conv_forward)(const pycnn_conv2d_desc *d, const conv_plan *p,
                               const T *x, const T *w, const T *prepacked, const T *bias, T *y, char *ws)
 {

@@ -37,7 +37,8 @@ static int optional_bias(PyArrayObject *bias, const pycnn_conv2d_desc *d, const 
     return bias == NULL ? 0 : require_shape(bias, op, "bias", d->dtype, 1, dims);
 }
 
-static PyObject *conv2d_workspace_size(PyObject *self, PyObject *args)
+/* (x shape, kernel shape, float64, geometry) -> the bytes `size` gives for that descriptor. */
+static PyObject *conv_bytes(PyObject *args, pycnn_status (*size)(const pycnn_conv2d_desc *, size_t *))
 {
     pycnn_conv2d_desc d = {0};
     int is_float64;
@@ -46,10 +47,15 @@ static PyObject *conv2d_workspace_size(PyObject *self, PyObject *args)
                           &d.oh /* c_in / groups, unused */, &d.c_out, &is_float64, conv_geometry, &d))
         return NULL;
     d.dtype = is_float64 ? PYCNN_FLOAT64 : PYCNN_FLOAT32;
-    pycnn_status st = pycnn_conv2d_workspace_size(&d, &bytes);
+    pycnn_status st = size(&d, &bytes);
     if (st != PYCNN_OK)
         return raise_status(st, "conv2d");
     return PyLong_FromSize_t(bytes);
+}
+
+static PyObject *conv2d_workspace_size(PyObject *self, PyObject *args)
+{
+    return conv_bytes(args, pycnn_conv2d_workspace_size);
 }
 
 int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d)
@@ -65,17 +71,7 @@ int conv_epilogue(PyObject *obj, pycnn_conv2d_desc *d)
 /* Bytes of the filters packed for this forward call, 0 when it would not read them. */
 static PyObject *conv2d_packed_filters_size(PyObject *self, PyObject *args)
 {
-    pycnn_conv2d_desc d = {0};
-    int is_float64;
-    size_t bytes = 0;
-    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)pO&", &d.n, &d.h, &d.w, &d.c_in, &d.kh, &d.kw,
-                          &d.oh /* c_in / groups, unused */, &d.c_out, &is_float64, conv_geometry, &d))
-        return NULL;
-    d.dtype = is_float64 ? PYCNN_FLOAT64 : PYCNN_FLOAT32;
-    pycnn_status st = pycnn_conv2d_packed_filters_size(&d, &bytes);
-    if (st != PYCNN_OK)
-        return raise_status(st, "conv2d");
-    return PyLong_FromSize_t(bytes);
+    return conv_bytes(args, pycnn_conv2d_packed_filters_size);
 }
 
 /* pack_filters(x, w, packed, geometry): x gives the call's shapes, packed a uint8 buffer. */

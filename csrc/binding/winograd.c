@@ -1,7 +1,8 @@
 /* Binding of the Winograd convolution (csrc/conv_winograd.c). */
 #include "binding.h"
 
-static PyObject *conv2d_winograd_workspace_size(PyObject *self, PyObject *args)
+/* (x shape, kernel shape, float64, geometry, tile) -> the bytes `size` gives for that descriptor. */
+static PyObject *winograd_bytes(PyObject *args, pycnn_status (*size)(const pycnn_conv2d_desc *, int, size_t *))
 {
     pycnn_conv2d_desc d = {0};
     int is_float64, tile;
@@ -10,25 +11,20 @@ static PyObject *conv2d_winograd_workspace_size(PyObject *self, PyObject *args)
                           &d.oh /* c_in, unused */, &d.c_out, &is_float64, conv_geometry, &d, &tile))
         return NULL;
     d.dtype = is_float64 ? PYCNN_FLOAT64 : PYCNN_FLOAT32;
-    pycnn_status st = pycnn_conv2d_winograd_workspace_size(&d, tile, &bytes);
+    pycnn_status st = size(&d, tile, &bytes);
     if (st != PYCNN_OK)
         return raise_status(st, "conv2d");
     return PyLong_FromSize_t(bytes);
 }
 
+static PyObject *conv2d_winograd_workspace_size(PyObject *self, PyObject *args)
+{
+    return winograd_bytes(args, pycnn_conv2d_winograd_workspace_size);
+}
+
 static PyObject *conv2d_winograd_filters_size(PyObject *self, PyObject *args)
 {
-    pycnn_conv2d_desc d = {0};
-    int is_float64, tile;
-    size_t bytes = 0;
-    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)pO&i", &d.n, &d.h, &d.w, &d.c_in, &d.kh, &d.kw,
-                          &d.oh /* c_in, unused */, &d.c_out, &is_float64, conv_geometry, &d, &tile))
-        return NULL;
-    d.dtype = is_float64 ? PYCNN_FLOAT64 : PYCNN_FLOAT32;
-    pycnn_status st = pycnn_conv2d_winograd_filters_size(&d, tile, &bytes);
-    if (st != PYCNN_OK)
-        return raise_status(st, "conv2d");
-    return PyLong_FromSize_t(bytes);
+    return winograd_bytes(args, pycnn_conv2d_winograd_filters_size);
 }
 
 /* The descriptor of input x and kernel w, checked; -1 with the exception set. */
